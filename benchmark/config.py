@@ -1,0 +1,97 @@
+"""Dataclass schemas for every config group (Hydra structured configs).
+
+Protocol defaults live here once, taken from the metric modules' constants; YAML files name the
+choice and its specifics (layer presets, dataset roots) and never repeat a default.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Dict, List, Optional
+
+from hydra.core.config_store import ConfigStore
+from omegaconf import MISSING
+
+from benchmark.metrics.localization import IOU_THRESHOLD, THRESHOLD, TOPK
+
+
+@dataclass
+class ModelConfig:
+    name: str = MISSING
+    arch: Optional[str] = None  # registry name when it differs from ``name``
+    weights: Optional[str] = None
+    checkpoint: Optional[str] = None
+    layers: Dict[str, Optional[str]] = field(default_factory=dict)
+    preprocessing: str = "paper"  # paper | center_crop
+    num_classes: Optional[int] = None
+    multilabel: bool = False
+    cam_head: Optional[str] = None  # linear layer after global pooling (CAM-compatible models)
+    input_size: Optional[int] = None
+
+
+@dataclass
+class MethodConfig:
+    name: str = MISSING
+    label: str = "${.name}"  # what tables and run folders call it
+    layer: Optional[str] = None  # null: the model's preset for this method
+    options: Dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class DatasetConfig:
+    name: str = MISSING
+    root: str = MISSING  # the manifest directory written by data_prep
+    split: Optional[str] = None
+    num_shards: int = 1
+    shard: int = 0
+    limit: Optional[int] = None
+    generate: Optional[str] = None  # "synthetic": made on first use
+    region: str = "boxes"  # boxes (ILSVRC, VOC) | masks (COCO)
+
+
+@dataclass
+class MetricConfig:
+    name: str = MISSING
+    threshold: float = THRESHOLD
+    iou_threshold: float = IOU_THRESHOLD
+    topk: int = TOPK
+    extra: Dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class LoggerConfig:
+    name: str = "none"  # none | wandb
+    project: str = "gradcam-benchmark"
+    entity: Optional[str] = None
+    mode: Optional[str] = None  # online | offline | disabled; null: offline without an API key
+    tags: List[str] = field(default_factory=list)
+
+
+@dataclass
+class PathsConfig:
+    results: str = "results"
+    cache: str = "${oc.env:BENCHMARK_CACHE,.cache}"
+
+
+@dataclass
+class Config:
+    model: ModelConfig = field(default_factory=ModelConfig)
+    method: MethodConfig = field(default_factory=MethodConfig)
+    dataset: DatasetConfig = field(default_factory=DatasetConfig)
+    metric: MetricConfig = field(default_factory=MetricConfig)
+    logger: LoggerConfig = field(default_factory=LoggerConfig)
+    paths: PathsConfig = field(default_factory=PathsConfig)
+    experiment_name: str = "default"
+    seed: int = 0
+    device: str = "cpu"
+    batch_size: int = 32
+    num_workers: int = 0
+    part_size: int = 512
+    progress: bool = True
+    force: bool = False
+    on_error: str = "raise"  # raise | record
+
+
+def register_configs() -> None:
+    cs = ConfigStore.instance()
+    cs.store(name="base_config", node=Config)

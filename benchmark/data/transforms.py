@@ -1,0 +1,78 @@
+"""Preprocessing (DESIGN 4.1) and the way back from input-resolution maps to the original image.
+
+* ``paper`` (default): resize the whole image to ``S x S`` (aspect not kept, no crop), as the
+  original Grad-CAM code did.
+* ``center_crop``: resize the shorter side to ``256/224 * S``, center-crop ``S x S``.
+
+Maps are evaluated at the original resolution: ``to_original`` resizes a ``[K, S, S]`` map
+bilinearly (``align_corners=False``) to ``H x W``; for ``center_crop`` the map is first placed
+at its crop position in the resized frame, and the cropped-away border, where the model saw
+nothing, gets the value 0 (no evidence).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+MODES = ("paper", "center_crop")
+
+
+@dataclass(frozen=True)
+class Preprocess:
+    size: int
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+    mode: str = "paper"
+
+    def __post_init__(self):
+        if self.mode not in MODES:
+            raise ValueError(f"preprocessing mode {self.mode!r}; expected one of {MODES}")
+
+    def _resized_hw(self, h: int, w: int) -> tuple[int, int]:
+        if self.mode == "paper":
+            return self.size, self.size
+        short = round(self.size * 256 / 224)
+        return (short, max(short, round(w * short / h))) if h <= w else (max(short, round(h * short / w)), short)
+
+    def crop_offset(self, h: int, w: int) -> tuple[int, int]:
+        rh, rw = self._resized_hw(h, w)
+        return (rh - self.size) // 2, (rw - self.size) // 2
+
+    def __call__(self, image: np.ndarray) -> torch.Tensor:
+        """``[H, W, 3]`` uint8 RGB -> normalized ``[3, S, S]`` float32."""
+        x = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1).float().div_(255)
+        rh, rw = self._resized_hw(*image.shape[:2])
+        x = F.interpolate(x[None], size=(rh, rw), mode="bilinear", align_corners=False, antialias=True)[0]
+        if self.mode == "center_crop":
+            top, left = self.crop_offset(*image.shape[:2])
+            x = x[:, top:top + self.size, left:left + self.size]
+        mean = torch.tensor(self.mean).view(3, 1, 1)
+        std = torch.tensor(self.std).view(3, 1, 1)
+        return (x - mean) / std
+
+    def to_original(self, maps: torch.Tensor, orig_hw: tuple[int, int]) -> torch.Tensor:
+        """``[K, S, S]`` input-resolution maps -> ``[K, H, W]`` at the original resolution."""
+        h, w = orig_hw
+        maps = maps.float()
+        if self.mode == "center_crop":
+            rh, rw = self._resized_hw(h, w)
+            top, left = self.crop_offset(h, w)
+            frame = maps.new_zeros(maps.shape[0], rh, rw)
+            frame[:, top:top + self.size, left:left + self.size] = maps
+            maps = frame
+        return F.interpolate(maps[None], size=(h, w), mode="bilinear", align_corners=False)[0]
+
+    def boxes_to_input(self, boxes_xyxy: np.ndarray, orig_hw: tuple[int, int]) -> np.ndarray:
+        """Map original-resolution inclusive boxes into input coordinates (clipped to the input)."""
+        h, w = orig_hw
+        rh, rw = self._resized_hw(h, w)
+        top, left = self.crop_offset(h, w) if self.mode == "center_crop" else (0, 0)
+        b = np.asarray(boxes_xyxy, dtype=np.float64).reshape(-1, 4)
+        sx, sy = rw / w, rh / h
+        out = np.stack([b[:, 0] * sx - left, b[:, 1] * sy - top, (b[:, 2] + 1) * sx - 1 - left,
+                        (b[:, 3] + 1) * sy - 1 - top], axis=1)
+        return np.clip(np.round(out), 0, self.size - 1).astype(np.int64)

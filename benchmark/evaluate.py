@@ -1,0 +1,145 @@
+"""The main loop as plain Python: config dict in, records and summary out (testable without Hydra).
+
+model -> method(images, class_ids) -> maps -> metric.score_batch -> record parts -> summary.
+A finished run with the same configuration is skipped unless ``force``; an interrupted one resumes
+from its complete record parts.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from benchmark import provenance
+from benchmark.data.readers import ManifestDataset
+from benchmark.data.transforms import Preprocess
+from benchmark.methods import NotApplicable, build_method
+from benchmark.metrics import build_metric
+from benchmark.models import build_model
+from benchmark.progress import Progress
+from benchmark.records import RunStore, config_hash, write_json
+
+log = logging.getLogger(__name__)
+NON_SEMANTIC = ("force", "logger", "num_workers", "paths", "part_size", "progress")
+
+
+def run_dir_for(config: dict) -> Path:
+    """``<results>/runs/<experiment>/<model>/<method label>/<dataset>[/shard-i-of-n]``."""
+    ds = config["dataset"]
+    path = (Path(config["paths"]["results"]) / "runs" / config["experiment_name"] / config["model"]["name"]
+            / config["method"]["label"] / ds["name"])
+    return path / f"shard-{ds['shard']}-of-{ds['num_shards']}" if ds.get("num_shards", 1) > 1 else path
+
+
+@functools.lru_cache(maxsize=4)
+def _model(name: str, weights, checkpoint, layers_key: tuple, options_key: tuple):
+    return build_model(name, weights=weights, checkpoint=checkpoint, layers=dict(layers_key), **dict(options_key))
+
+
+def load_model(model_cfg: dict):
+    """Build (or reuse, within one process) the configured model."""
+    layers = tuple(sorted((model_cfg.get("layers") or {}).items()))
+    skip = {"name", "weights", "checkpoint", "layers", "preprocessing"}
+    options = tuple(sorted((k, v) for k, v in model_cfg.items() if k not in skip and v is not None))
+    return _model(model_cfg["name"], model_cfg.get("weights"), model_cfg.get("checkpoint"), layers, options)
+
+
+class _Prepared(torch.utils.data.Dataset):
+    """Dataset view over chosen indices that also preprocesses (runs in loader workers)."""
+
+    def __init__(self, dataset, indices, prep: Preprocess):
+        self.dataset, self.indices, self.prep = dataset, indices, prep
+
+    def __len__(self):
+        return len(self.indices)
+
+    def __getitem__(self, i):
+        sample = self.dataset[self.indices[i]]
+        return sample, self.prep(sample.image)
+
+
+def _collate(items):
+    return [s for s, _ in items], torch.stack([x for _, x in items])
+
+
+def ensure_dataset(dataset_cfg: dict) -> None:
+    """Generate the embedded synthetic data when a dataset asks for it and it is missing."""
+    if dataset_cfg.get("generate") == "synthetic" and not (Path(dataset_cfg["root"]) / "manifest.parquet").is_file():
+        from data_prep.synthetic import generate
+
+        generate(Path(dataset_cfg["root"]).parents[1])
+
+
+def evaluate(config: dict, run_dir: Path | None = None) -> dict:
+    """Run one (model, method, dataset, metric) job; returns its summary dict."""
+    run_dir = Path(run_dir or run_dir_for(config))
+    semantic = {k: v for k, v in config.items() if k not in NON_SEMANTIC}
+    digest = config_hash(semantic)
+    store = RunStore(run_dir)
+    done = store.finished(digest)
+    if done is not None and not config.get("force"):
+        log.info("skip %s: finished with the same configuration", run_dir)
+        return {**done, "skipped": True}
+    torch.manual_seed(config["seed"])
+    np.random.seed(config["seed"])
+    device = torch.device(config.get("device", "cpu"))
+    model, info = load_model(config["model"])
+    model = model.to(device)
+    mcfg = config["method"]
+    base = {"config_hash": digest, "config": config, "run_dir": str(run_dir), "model": info.name,
+            "method": mcfg["label"], "dataset": config["dataset"]["name"], "metric": config["metric"]["name"]}
+    try:
+        method = build_method(mcfg["name"], model, info, layer=mcfg.get("layer"), **(mcfg.get("options") or {}))
+    except NotApplicable as err:
+        log.warning("%s", err)
+        run_dir.mkdir(parents=True, exist_ok=True)
+        summary = {**base, "status": "not_applicable", "reason": str(err)}
+        write_json(run_dir / "summary.json", summary)
+        return summary
+    metric_opts = {k: v for k, v in config["metric"].items() if k != "name"}
+    metric = build_metric(config["metric"]["name"], **metric_opts)
+    store.start(config, digest, bool(config.get("force")))
+    ensure_dataset(config["dataset"])
+    ds = config["dataset"]
+    dataset = ManifestDataset(ds["root"], split=ds.get("split"), num_shards=ds.get("num_shards", 1),
+                              shard=ds.get("shard", 0), limit=ds.get("limit"))
+    prep = Preprocess(info.input_size, tuple(info.mean), tuple(info.std), config["model"].get("preprocessing", "paper"))
+    done_ids = store.done_ids()
+    todo = [i for i, image_id in enumerate(dataset.image_ids) if image_id not in done_ids]
+    loader = torch.utils.data.DataLoader(
+        _Prepared(dataset, todo, prep), batch_size=config.get("batch_size", 32), shuffle=False,
+        num_workers=config.get("num_workers", 0), collate_fn=_collate, pin_memory=device.type == "cuda")
+    start = time.perf_counter()
+    buffer: list[dict] = []
+    part_size = config.get("part_size", 512)
+    label = f"{info.name}/{mcfg['label']}/{ds['name']}"
+    with Progress(len(todo), label, enabled=config.get("progress", True)) as bar:
+        for samples, images in loader:
+            rows = metric.score_batch(samples, images.to(device, non_blocking=True), method, prep)
+            for row in rows:
+                row.update(model=info.name, method=mcfg["label"], dataset=ds["name"])
+            buffer.extend(rows)
+            bar.update(len(samples))
+            if len(buffer) >= part_size:
+                store.write_part(buffer)
+                buffer = []
+        store.write_part(buffer)
+    frame = store.read_parts()
+    summary = {
+        **base, "status": "finished", "metrics": metric.aggregate(frame) if len(frame) else {},
+        "aggregation": {"name": metric.aggregation[0], "version": metric.aggregation[1]},
+        "protocol": {**metric.settings(), "preprocessing": prep.mode, "input_size": prep.size},
+        "counts": {"images": len(dataset), "records": int(len(frame))},
+        "seed": config["seed"], "versions": provenance.versions(), "git": provenance.git_state(),
+        "device": provenance.device_description(str(device)), "layer": getattr(method, "layer", None),
+    }
+    store.finalize(summary)
+    write_json(run_dir / "timing.json", {"seconds": time.perf_counter() - start, "images_resumed": len(done_ids)})
+    log.info("%s: %s", label, " ".join(f"{k}={v:.2f}" if isinstance(v, float) else f"{k}={v}"
+                                       for k, v in summary["metrics"].items()))
+    return summary

@@ -1,0 +1,82 @@
+"""Grad-CAM (Selvaraju et al., ICCV 2017, Eq. 1-2) with the design-choice options of Table 3.
+
+``alpha_k^c = pool_{ij}(T(dy^c / dA_k^{ij}))`` and ``map = ReLU(sum_k alpha_k^c A_k)``, where ``A`` is
+the target layer's activations ``[B, C, h, w]``, ``pool`` is the spatial mean (``gap``, the paper)
+or max (``gmp``), ``T`` is identity or ``abs``, ``relu`` may be switched off, the ReLUs between the
+layer and the output may use the ``guided`` or ``deconv`` backward rule, and ``counterfactual``
+negates the gradients (Sec. 3.2 of the IJCV version). The trunk below the layer runs without a
+graph; K classes per image share one forward and one batched backward.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from benchmark.methods.backprop import Backprop
+from benchmark.methods.base import METHODS, Explanation, SaliencyMethod, upsample
+
+POOLINGS = ("gap", "gmp")
+TRANSFORMS = ("identity", "abs")
+
+
+class GradCAM(SaliencyMethod):
+    name = "grad_cam"
+
+    def __init__(self, model, info, layer=None, relu: bool = True, grad_transform: str = "identity",
+                 pooling: str = "gap", backward_relu: str = "standard", counterfactual: bool = False):
+        super().__init__(model, info)
+        layer = layer or info.layers.get("gradcam")
+        if not layer:
+            raise ValueError(f"grad_cam: model {info.name!r} has no 'gradcam' layer preset; pass method.layer")
+        if pooling not in POOLINGS:
+            raise ValueError(f"grad_cam: pooling={pooling!r}; expected one of {POOLINGS}")
+        if grad_transform not in TRANSFORMS:
+            raise ValueError(f"grad_cam: grad_transform={grad_transform!r}; expected one of {TRANSFORMS}")
+        self.layer, self.relu, self.grad_transform = layer, relu, grad_transform
+        self.pooling, self.counterfactual = pooling, counterfactual
+        self.backprop = Backprop(model, layer, backward_relu)
+
+    def layer_maps(self, images: torch.Tensor, class_ids: torch.Tensor):
+        """Layer-resolution maps ``[B, K, h, w]`` (before upsampling) and the logits."""
+        p = self.backprop(images, class_ids)
+        if p.acts.dim() != 4:
+            raise ValueError(f"grad_cam: layer {self.layer!r} gives shape {tuple(p.acts.shape)}; expected [B, C, h, w]")
+        grads = -p.grads if self.counterfactual else p.grads
+        if self.grad_transform == "abs":
+            grads = grads.abs()
+        alpha = grads.mean(dim=(-2, -1)) if self.pooling == "gap" else grads.amax(dim=(-2, -1))
+        cam = torch.einsum("bkc,bchw->bkhw", alpha, p.acts)
+        if self.relu:
+            cam = cam.clamp_min(0)
+        return cam, p.logits
+
+    def _explain(self, images, class_ids):
+        cam, logits = self.layer_maps(images, class_ids)
+        return Explanation(maps=upsample(cam, tuple(images.shape[-2:])), logits=logits)
+
+
+@METHODS.register("grad_cam")
+def grad_cam(model, info, layer=None, **options):
+    return GradCAM(model, info, layer=layer, **options)
+
+
+# Table 3 ablations: each variant is its own registered method so sweeps name it directly.
+ABLATIONS = {
+    "grad_cam_no_relu": {"relu": False},
+    "grad_cam_abs_grad": {"grad_transform": "abs"},
+    "grad_cam_gmp": {"pooling": "gmp"},
+    "grad_cam_deconv_relu": {"backward_relu": "deconv"},
+    "grad_cam_guided_relu": {"backward_relu": "guided"},
+    "grad_cam_counterfactual": {"counterfactual": True},
+}
+
+
+def _variant(fixed: dict):
+    def build(model, info, layer=None, **options):
+        return GradCAM(model, info, layer=layer, **{**options, **fixed})
+
+    return build
+
+
+for _name, _fixed in ABLATIONS.items():
+    METHODS.register(_name, _variant(_fixed))

@@ -1,0 +1,76 @@
+"""Pixel-space gradient methods: gradient (Simonyan et al., 2014), guided backprop
+(Springenberg et al., 2015), deconvnet (Zeiler & Fergus, 2014), and guided Grad-CAM.
+
+Each is the gradient of the class logit w.r.t. the input under a ReLU backward rule (every ReLU,
+functional and reused ones included), reduced over colour channels by ``max_c |g_c|`` as in
+Simonyan et al. Parameters are frozen, so no weight gradient is computed. Guided Grad-CAM is the
+guided-backprop map times the upsampled (standard) Grad-CAM map (Selvaraju et al., Sec. 3.1).
+"""
+
+from __future__ import annotations
+
+import torch
+
+from benchmark.methods.backprop import Backprop
+from benchmark.methods.base import METHODS, Explanation, SaliencyMethod
+from benchmark.methods.grad_cam import GradCAM
+
+REDUCTIONS = ("max_abs", "sum_abs", "l2")
+
+
+def reduce_channels(grads: torch.Tensor, how: str = "max_abs") -> torch.Tensor:
+    """``[B, K, 3, H, W] -> [B, K, H, W]``."""
+    if how == "max_abs":
+        return grads.abs().amax(dim=2)
+    if how == "sum_abs":
+        return grads.abs().sum(dim=2)
+    if how == "l2":
+        return grads.pow(2).sum(dim=2).sqrt()
+    raise ValueError(f"channel reduction {how!r}; expected one of {REDUCTIONS}")
+
+
+class PixelGradient(SaliencyMethod):
+    def __init__(self, model, info, rule: str, name: str, reduction: str = "max_abs", layer=None):
+        super().__init__(model, info)
+        if reduction not in REDUCTIONS:
+            raise ValueError(f"{name}: reduction={reduction!r}; expected one of {REDUCTIONS}")
+        self.name, self.reduction = name, reduction
+        self.backprop = Backprop(model, None, rule)
+
+    def _explain(self, images, class_ids):
+        p = self.backprop(images, class_ids)
+        return Explanation(maps=reduce_channels(p.grads, self.reduction).float(), logits=p.logits)
+
+
+class GuidedGradCAM(SaliencyMethod):
+    name = "guided_grad_cam"
+
+    def __init__(self, model, info, layer=None, reduction: str = "max_abs"):
+        super().__init__(model, info)
+        self.guided = PixelGradient(model, info, "guided", "guided_backprop", reduction)
+        self.gradcam = GradCAM(model, info, layer=layer)
+
+    def _explain(self, images, class_ids):
+        guided = self.guided.explain(images, class_ids)
+        cam = self.gradcam.explain(images, class_ids)
+        return Explanation(maps=guided.maps * cam.maps, logits=cam.logits)
+
+
+@METHODS.register("gradient")
+def gradient(model, info, layer=None, **options):
+    return PixelGradient(model, info, "standard", "gradient", **options)
+
+
+@METHODS.register("guided_backprop")
+def guided_backprop(model, info, layer=None, **options):
+    return PixelGradient(model, info, "guided", "guided_backprop", **options)
+
+
+@METHODS.register("deconvnet")
+def deconvnet(model, info, layer=None, **options):
+    return PixelGradient(model, info, "deconv", "deconvnet", **options)
+
+
+@METHODS.register("guided_grad_cam")
+def guided_grad_cam(model, info, layer=None, **options):
+    return GuidedGradCAM(model, info, layer=layer, **options)

@@ -1,0 +1,44 @@
+"""The metric contract and registry.
+
+A metric turns a batch into tidy record rows (one per image and class, fixed columns) and, as a
+separate named step, aggregates the records of a run into summary numbers. Aggregations carry a
+``name`` and ``version`` recorded in ``summary.json`` so a table can say how a number was made.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pandas as pd
+import torch
+
+from benchmark.data.transforms import Preprocess
+from benchmark.methods.base import SaliencyMethod
+from benchmark.registry import Registry
+from benchmark.types import Sample
+
+METRICS = Registry("metric")
+
+
+class Metric:
+    """Subclasses set ``name``, ``aggregation`` ``(name, version)`` and implement the two steps."""
+
+    name = "metric"
+    aggregation = ("none", 0)
+
+    def score_batch(self, samples: list[Sample], images: torch.Tensor, method: SaliencyMethod,
+                    prep: Preprocess) -> list[dict[str, Any]]:
+        raise NotImplementedError
+
+    def aggregate(self, records: pd.DataFrame) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def settings(self) -> dict[str, Any]:
+        """Protocol settings, written into every summary."""
+        return {}
+
+
+def build_metric(name: str, **options) -> Metric:
+    import benchmark.metrics.localization  # noqa: F401  (registration)
+
+    return METRICS.get(name)(**options)

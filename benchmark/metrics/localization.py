@@ -1,0 +1,95 @@
+"""ILSVRC weakly-supervised localization (Grad-CAM paper Table 1; DESIGN 4.2).
+
+Per image, the map of the GT class (computed once, in the same pass that gives the logits) is
+resized to the original resolution, thresholded at 15 % of its maximum, and the box of the largest
+8-connected segment is compared with the GT boxes of that class (max IoU, inclusive convention).
+ILSVRC devkit rule: guess j of the top-k is correct iff it is the GT class and the box of the map
+for it has IoU >= 0.5; since only the GT class can be correct, only its map is ever computed.
+GT-known localization uses the same box regardless of the prediction.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from benchmark.metrics.base import METRICS, Metric
+from benchmark.metrics.boxes import box_from_map, max_iou
+from benchmark.types import is_degenerate
+
+THRESHOLD = 0.15
+IOU_THRESHOLD = 0.5
+TOPK = 5
+
+
+class Localization(Metric):
+    name = "localization"
+    aggregation = ("pooled_over_images", 1)
+
+    def __init__(self, threshold: float = THRESHOLD, iou_threshold: float = IOU_THRESHOLD, topk: int = TOPK, **_):
+        self.threshold, self.iou_threshold, self.topk = float(threshold), float(iou_threshold), int(topk)
+
+    def settings(self):
+        return {"threshold": self.threshold, "iou_threshold": self.iou_threshold, "topk": self.topk,
+                "connectivity": 8, "segment": "largest", "iou": "inclusive, max over GT boxes of the class"}
+
+    def score_batch(self, samples, images, method, prep):
+        import torch
+
+        gt = torch.tensor([s.labels[0] for s in samples], dtype=torch.long)
+        ex = method.explain(images, gt)
+        k = min(self.topk, ex.logits.shape[1])
+        top = ex.logits.topk(k, dim=1).indices.cpu().numpy()
+        rows = []
+        for i, sample in enumerate(samples):
+            saliency = prep.to_original(ex.maps[i], sample.orig_size_hw)[0].cpu().numpy()
+            rows.append(self.score_one(sample, int(gt[i]), saliency, top[i]))
+        return rows
+
+    def score_one(self, sample, class_id: int, saliency: np.ndarray, top: np.ndarray) -> dict:
+        """Record for one image: classification, box, IoU and the devkit's correctness flags."""
+        box = box_from_map(saliency, self.threshold)
+        iou = max_iou(box, sample.boxes_of(class_id))
+        gt_known = iou >= self.iou_threshold
+        cls1, cls5 = bool(top[0] == class_id), bool(class_id in top)
+        finite = np.isfinite(saliency)
+        return {
+            "image_id": sample.image_id, "class_id": class_id,
+            **{f"pred_{j + 1}": int(c) for j, c in enumerate(top)},
+            "map_max": float(saliency[finite].max()) if finite.any() else float("nan"),
+            "has_box": box is not None,
+            "box_x0": -1 if box is None else int(box[0]), "box_y0": -1 if box is None else int(box[1]),
+            "box_x1": -1 if box is None else int(box[2]), "box_y1": -1 if box is None else int(box[3]),
+            "iou": float(iou), "cls_correct_top1": cls1, "cls_correct_top5": cls5,
+            "gt_known_correct": bool(gt_known), "loc_correct_top1": bool(cls1 and gt_known),
+            "loc_correct_top5": bool(cls5 and gt_known), "degenerate": is_degenerate(saliency),
+            "blacklisted": bool(sample.blacklisted),
+        }
+
+    def aggregate(self, records: pd.DataFrame) -> dict:
+        """Errors in % pooled over images; also without blacklisted images when any are flagged."""
+        out = _rates(records)
+        if "blacklisted" in records and records["blacklisted"].any():
+            out.update({f"{k}_no_blacklist": v for k, v in _rates(records[~records["blacklisted"]]).items()})
+        return out
+
+
+def _rates(r: pd.DataFrame) -> dict:
+    n = len(r)
+    if n == 0:
+        return {"n_images": 0}
+
+    def err(col):
+        return float(100.0 * (1.0 - r[col].mean()))
+
+    return {
+        "n_images": int(n),
+        "cls_err_top1": err("cls_correct_top1"), "cls_err_top5": err("cls_correct_top5"),
+        "loc_err_top1": err("loc_correct_top1"), "loc_err_top5": err("loc_correct_top5"),
+        "gt_known_loc_acc": float(100.0 * r["gt_known_correct"].mean()),
+        "mean_iou": float(r["iou"].mean()),
+        "n_degenerate": int(r["degenerate"].sum()), "n_no_box": int((~r["has_box"]).sum()),
+    }
+
+
+METRICS.register("localization", Localization)

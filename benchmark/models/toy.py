@@ -1,0 +1,105 @@
+"""Two small classifiers for the embedded synthetic data, trained by ``benchmark.train``.
+
+``toy_vgg`` mirrors VGG-16's structure (conv/ReLU blocks with max pooling, then flatten and a
+fully-connected head with ReLUs); ``toy_gap`` mirrors GoogLeNet/ResNet (conv blocks, global average
+pooling, one linear layer) and is therefore CAM-compatible. Input 64x64, normalized with the
+ImageNet statistics. Without a checkpoint file the trained weights are made on first use.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from benchmark.models.base import MODELS, ModelInfo, load_checkpoint, load_state
+from benchmark.paths import models_dir
+
+TOY_INPUT = 64
+WIDTHS = (16, 32, 64, 64)
+
+
+def _block(cin: int, cout: int, convs: int, pool: bool) -> list[nn.Module]:
+    layers: list[nn.Module] = []
+    for i in range(convs):
+        layers += [nn.Conv2d(cin if i == 0 else cout, cout, 3, padding=1), nn.BatchNorm2d(cout), nn.ReLU(inplace=True)]
+    if pool:
+        layers.append(nn.MaxPool2d(2))
+    return layers
+
+
+def toy_features(widths=WIDTHS) -> nn.Sequential:
+    """64 -> 32 -> 16 -> 8: three pooled blocks, then a last conv block at 8x8 (no pool)."""
+    w1, w2, w3, w4 = widths
+    return nn.Sequential(*_block(3, w1, 1, True), *_block(w1, w2, 2, True), *_block(w2, w3, 2, True),
+                         *_block(w3, w4, 1, False))
+
+
+class ToyVGG(nn.Module):
+    """Conv trunk, max pool to 4x4, flatten, two fully-connected ReLU layers, classifier."""
+
+    def __init__(self, num_classes: int, widths=WIDTHS, hidden: int = 128):
+        super().__init__()
+        self.features = toy_features(widths)
+        self.pool = nn.MaxPool2d(2)
+        self.classifier = nn.Sequential(
+            nn.Flatten(), nn.Linear(widths[-1] * 16, hidden), nn.ReLU(inplace=True), nn.Dropout(0.3),
+            nn.Linear(hidden, hidden), nn.ReLU(inplace=True), nn.Dropout(0.3), nn.Linear(hidden, num_classes))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.classifier(self.pool(self.features(x)))
+
+
+class ToyGAP(nn.Module):
+    """Conv trunk, global average pooling, one linear layer (CAM-compatible)."""
+
+    def __init__(self, num_classes: int, widths=WIDTHS):
+        super().__init__()
+        self.features = toy_features(widths)
+        self.avgpool = nn.AdaptiveAvgPool2d(1)
+        self.fc = nn.Linear(widths[-1], num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(torch.flatten(self.avgpool(self.features(x)), 1))
+
+
+ARCHS = {"toy_vgg": ToyVGG, "toy_gap": ToyGAP}
+
+
+def default_checkpoint(name: str) -> Path:
+    return models_dir() / f"{name}.pt"
+
+
+def _build_toy(arch: str, name: str, weights: str | None, checkpoint: str | None,
+               num_classes: int = 10, multilabel: bool = False, **_) -> tuple[nn.Module, ModelInfo]:
+    model = ARCHS[arch](num_classes)
+    info = ModelInfo(name=name, num_classes=num_classes, input_size=TOY_INPUT,
+                     cam_head="fc" if arch == "toy_gap" else None, multilabel=multilabel)
+    if weights in (None, "random"):
+        path = None if weights == "random" else Path(checkpoint) if checkpoint else default_checkpoint(name)
+    else:
+        raise ValueError(f"model {name!r}: weights={weights!r} not understood; use null (trained toy weights) or 'random'")
+    if path is not None:
+        if not path.is_file() and checkpoint is None:
+            from benchmark.train import train_toy  # trained on first use, then cached
+
+            train_toy(name)
+        load_state(model, load_checkpoint(path), str(path))
+        info.checkpoint = str(path)
+        meta = path.with_suffix(".json")
+        if meta.is_file():
+            import json
+
+            info.class_names = json.loads(meta.read_text()).get("class_names", [])
+    return model, info
+
+
+@MODELS.register("toy_vgg")
+def build_toy_vgg(**kwargs):
+    return _build_toy("toy_vgg", **kwargs)
+
+
+@MODELS.register("toy_gap")
+def build_toy_gap(**kwargs):
+    return _build_toy("toy_gap", **kwargs)

@@ -1,0 +1,53 @@
+"""Any torchvision classifier by name, with torchvision weights or a local checkpoint.
+
+``weights`` is a torchvision weights name (``IMAGENET1K_V1``, ``DEFAULT`` or the full
+``VGG16_Weights.IMAGENET1K_V1``), fetched by torchvision (internet, or the copy already under
+``$TORCH_HOME``); ``null`` gives random weights. ``checkpoint`` is a state-dict file loaded with
+``weights_only=True`` (``num_classes`` sets the head size for fine-tuned checkpoints).
+"""
+
+from __future__ import annotations
+
+import torchvision.models as tvm
+
+from benchmark.models.base import IMAGENET_MEAN, IMAGENET_STD, MODELS, ModelInfo, load_checkpoint, load_state
+
+
+def _weights(arch: str, weights: str | None):
+    if weights is None:
+        return None
+    if "." in weights:
+        return tvm.get_weight(weights)
+    try:
+        return tvm.get_model_weights(arch)[weights]
+    except KeyError:
+        names = [w.name for w in tvm.get_model_weights(arch)]
+        raise KeyError(f"model {arch!r}: unknown weights {weights!r}; torchvision offers {names + ['DEFAULT']}") from None
+
+
+def build_torchvision(name: str, weights: str | None = None, checkpoint: str | None = None, arch: str | None = None,
+                      num_classes: int | None = None, cam_head: str | None = None, multilabel: bool = False,
+                      input_size: int = 224, **_) -> tuple:
+    """Build ``torchvision.models.<arch>`` with the requested weights or checkpoint."""
+    arch = arch or name
+    if arch not in tvm.list_models(module=tvm):
+        raise KeyError(f"{arch!r} is not a torchvision classification model; e.g. {tvm.list_models(module=tvm)[:8]}")
+    spec = _weights(arch, weights)
+    kwargs = {}
+    if spec is None:
+        kwargs["num_classes"] = num_classes or 1000
+        if arch in ("googlenet", "inception_v3"):
+            kwargs.update(aux_logits=False, init_weights=False)
+    model = tvm.get_model(arch, weights=spec, **kwargs)
+    classes = list(spec.meta.get("categories", [])) if spec is not None else []
+    if checkpoint:
+        load_state(model, load_checkpoint(checkpoint), str(checkpoint))
+    info = ModelInfo(name=name, num_classes=num_classes or 1000, input_size=input_size, mean=IMAGENET_MEAN,
+                     std=IMAGENET_STD, class_names=classes, cam_head=cam_head,
+                     weights=None if spec is None else str(spec), checkpoint=checkpoint, multilabel=multilabel)
+    return model, info
+
+
+MODELS.register("torchvision", build_torchvision)
+for _arch in ("vgg16", "alexnet", "googlenet", "resnet50"):
+    MODELS.register(_arch, lambda _a=_arch, **kw: build_torchvision(**{"arch": _a, **kw}))

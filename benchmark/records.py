@@ -1,0 +1,103 @@
+"""Per-sample records written in parts as a run goes, the final ``records.parquet`` and ``summary.json``.
+
+Every file is written to a temporary name and renamed, so a reader never sees a torn part: a part
+either exists complete or not at all. A restarted run reads the complete parts, skips the images
+they hold, and produces the same final records as an uninterrupted run (rows are sorted by
+``image_id, class_id`` at the end, whatever the order the parts were written in).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+from pathlib import Path
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from benchmark.data.manifest import atomic_write_bytes
+
+SUMMARY = "summary.json"
+RECORDS = "records.parquet"
+PARTS = "parts"
+RUN_CONFIG = "run_config.json"
+
+
+def config_hash(config: dict) -> str:
+    """Stable hash of the settings that change results."""
+    return hashlib.sha256(json.dumps(config, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def frame_bytes(frame: pd.DataFrame) -> bytes:
+    """Parquet bytes of a frame, deterministic for identical data."""
+    sink = pa.BufferOutputStream()
+    pq.write_table(pa.Table.from_pandas(frame, preserve_index=False), sink, compression="zstd")
+    return sink.getvalue().to_pybytes()
+
+
+def write_json(path: Path, data: dict) -> None:
+    atomic_write_bytes(path, (json.dumps(data, indent=2, sort_keys=True, default=str) + "\n").encode())
+
+
+class RunStore:
+    """The files of one run folder."""
+
+    def __init__(self, run_dir: Path):
+        self.dir = Path(run_dir)
+        self.parts = self.dir / PARTS
+
+    def finished(self, digest: str) -> dict | None:
+        """The summary if the run finished with this config, else ``None``."""
+        path = self.dir / SUMMARY
+        if not path.is_file():
+            return None
+        summary = json.loads(path.read_text())
+        return summary if summary.get("config_hash") == digest else None
+
+    def start(self, config: dict, digest: str, force: bool) -> None:
+        """Prepare the folder; parts of another config are refused unless ``force``."""
+        marker = self.dir / RUN_CONFIG
+        if force and self.dir.exists():
+            for name in (PARTS, SUMMARY, RECORDS, RUN_CONFIG):
+                target = self.dir / name
+                shutil.rmtree(target) if target.is_dir() else target.unlink(missing_ok=True)
+        if marker.is_file() and json.loads(marker.read_text()).get("config_hash") != digest:
+            raise RuntimeError(f"{self.dir}: holds records of a different configuration; rerun with force=true "
+                               f"to discard them, or choose another results root")
+        self.parts.mkdir(parents=True, exist_ok=True)
+        write_json(marker, {"config_hash": digest, "config": config})
+
+    def part_files(self) -> list[Path]:
+        return sorted(self.parts.glob("part-*.parquet")) if self.parts.is_dir() else []
+
+    def read_parts(self) -> pd.DataFrame:
+        files = self.part_files()
+        if not files:
+            return pd.DataFrame()
+        return pd.concat([pd.read_parquet(f) for f in files], ignore_index=True)
+
+    def done_ids(self) -> set[str]:
+        frame = self.read_parts()
+        return set(frame["image_id"]) if len(frame) else set()
+
+    def write_part(self, rows: list[dict]) -> Path | None:
+        if not rows:
+            return None
+        index = len(self.part_files())
+        path = self.parts / f"part-{index:06d}.parquet"
+        atomic_write_bytes(path, frame_bytes(pd.DataFrame(rows)))
+        return path
+
+    def finalize(self, summary: dict) -> pd.DataFrame:
+        """Merge parts into sorted ``records.parquet`` and write ``summary.json``; returns the records."""
+        frame = self.read_parts()
+        if len(frame):
+            frame = frame.sort_values(["image_id", "class_id"], kind="stable").reset_index(drop=True)
+        atomic_write_bytes(self.dir / RECORDS, frame_bytes(frame))
+        write_json(self.dir / SUMMARY, summary)
+        return frame
+
+    def load(self) -> tuple[pd.DataFrame, dict]:
+        return pd.read_parquet(self.dir / RECORDS), json.loads((self.dir / SUMMARY).read_text())

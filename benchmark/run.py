@@ -1,0 +1,34 @@
+"""Thin Hydra entry: compose the config, skip finished work, call ``evaluate``."""
+
+from __future__ import annotations
+
+import logging
+
+import hydra
+from omegaconf import DictConfig, OmegaConf
+
+from benchmark.config import register_configs
+from benchmark.evaluate import evaluate
+
+log = logging.getLogger("benchmark")
+register_configs()
+if not OmegaConf.has_resolver("shard_suffix"):
+    OmegaConf.register_new_resolver("shard_suffix", lambda n, i: f"/shard-{i}-of-{n}" if int(n) > 1 else "")
+
+
+@hydra.main(version_base="1.3", config_path="../conf", config_name="config")
+def main(cfg: DictConfig) -> None:
+    config = OmegaConf.to_container(cfg, resolve=True)
+    from benchmark.tracking import tracked
+
+    with tracked(config) as tracker:
+        summary = evaluate(config)
+        tracker.log_summary(summary)
+    if summary.get("skipped"):
+        log.info("already finished (force=true to redo): %s", summary.get("run_dir"))
+    elif summary.get("status") == "not_applicable":
+        log.info("not applicable: %s", summary.get("reason"))
+
+
+if __name__ == "__main__":
+    main()

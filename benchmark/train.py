@@ -1,0 +1,111 @@
+"""Recipe that trains the toy models on the synthetic train split: ``python -m benchmark.train``.
+
+Deterministic (fixed seed, fixed data order per epoch from that seed, single-process loading), and
+cached in ``.cache/models/<name>.pt`` with a ``.json`` beside it (class names, accuracy, recipe).
+The images are decoded and preprocessed once, like evaluation (``paper`` resize to 64x64).
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import logging
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from benchmark.data.manifest import atomic_write_bytes
+from benchmark.data.readers import ManifestDataset
+from benchmark.data.transforms import Preprocess
+from benchmark.models.base import IMAGENET_MEAN, IMAGENET_STD
+from benchmark.models.toy import ARCHS, TOY_INPUT, default_checkpoint
+from benchmark.paths import synthetic_root
+
+log = logging.getLogger(__name__)
+RECIPE = {"epochs": 12, "batch_size": 64, "lr": 3e-3, "weight_decay": 5e-4, "seed": 0}
+
+
+def load_split(split: str, limit: int | None = None) -> tuple[torch.Tensor, torch.Tensor, list[str]]:
+    """All images of a synthetic split as one normalized tensor ``[N, 3, 64, 64]`` and labels."""
+    root = synthetic_root()
+    manifest = root / "manifests" / split
+    if not (manifest / "manifest.parquet").is_file():
+        from data_prep.synthetic import generate
+
+        generate(root)
+    dataset = ManifestDataset(manifest, limit=limit)
+    prep = Preprocess(TOY_INPUT, IMAGENET_MEAN, IMAGENET_STD, "paper")
+    images, labels = [], []
+    for i in range(len(dataset)):
+        sample = dataset[i]
+        images.append(prep(sample.image))
+        labels.append(sample.labels[0])
+    names = dataset.meta.get("class_names", [])
+    return torch.stack(images), torch.tensor(labels), names
+
+
+def accuracy(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
+    model.eval()
+    with torch.no_grad():
+        pred = torch.cat([model(x[i:i + 256]).argmax(1) for i in range(0, len(x), 256)])
+    return float((pred == y).float().mean())
+
+
+def train_toy(name: str, out: Path | None = None, recipe: dict | None = None, train_limit: int | None = None) -> dict:
+    """Train ``toy_vgg`` or ``toy_gap``; write the checkpoint atomically; return its metadata."""
+    recipe = {**RECIPE, **(recipe or {})}
+    out = Path(out or default_checkpoint(name))
+    torch.manual_seed(recipe["seed"])
+    x_train, y_train, names = load_split("train", train_limit)
+    x_val, y_val, _ = load_split("val")
+    model = ARCHS[name](len(names) or int(y_train.max()) + 1)
+    opt = torch.optim.AdamW(model.parameters(), lr=recipe["lr"], weight_decay=recipe["weight_decay"])
+    steps = recipe["epochs"] * ((len(x_train) + recipe["batch_size"] - 1) // recipe["batch_size"])
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=recipe["lr"], total_steps=steps)
+    gen = torch.Generator().manual_seed(recipe["seed"])
+    start = time.perf_counter()
+    for epoch in range(recipe["epochs"]):
+        model.train()
+        order = torch.randperm(len(x_train), generator=gen)
+        for i in range(0, len(order), recipe["batch_size"]):
+            idx = order[i:i + recipe["batch_size"]]
+            xb = x_train[idx]
+            flip = torch.rand(len(idx), generator=gen) < 0.5  # horizontal flips: the classes are flip-invariant
+            xb = torch.where(flip[:, None, None, None], xb.flip(-1), xb)
+            loss = F.cross_entropy(model(xb), y_train[idx])
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            sched.step()
+        log.info("%s epoch %d/%d loss %.3f", name, epoch + 1, recipe["epochs"], float(loss))
+    meta = {"name": name, "class_names": names, "val_top1": accuracy(model, x_val, y_val),
+            "train_top1": accuracy(model, x_train, y_train), "recipe": recipe,
+            "train_images": len(x_train), "seconds": round(time.perf_counter() - start, 1)}
+    buffer = io.BytesIO()
+    torch.save(model.state_dict(), buffer)
+    atomic_write_bytes(out, buffer.getvalue())
+    atomic_write_bytes(out.with_suffix(".json"), json.dumps(meta, indent=2).encode())
+    log.info("%s: val top-1 %.3f (%s s) -> %s", name, meta["val_top1"], meta["seconds"], out)
+    return meta
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", choices=sorted(ARCHS), action="append", help="default: both")
+    parser.add_argument("--force", action="store_true", help="retrain even when a checkpoint exists")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    for name in args.model or sorted(ARCHS):
+        path = default_checkpoint(name)
+        if path.is_file() and not args.force:
+            print(f"{name}: cached at {path}")
+            continue
+        meta = train_toy(name)
+        print(f"{name}: val top-1 {100 * meta['val_top1']:.1f} % in {meta['seconds']} s -> {path}")
+
+
+if __name__ == "__main__":
+    main()

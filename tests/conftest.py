@@ -1,0 +1,29 @@
+"""Shared fixtures. ``benchmark`` is imported first so torchvision imports on a CPU-only torch."""
+
+import os
+
+import benchmark  # noqa: F401
+import pytest
+import torch
+
+torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
+
+
+@pytest.fixture(scope="session")
+def tiny_synthetic(tmp_path_factory):
+    """A tiny synthetic dataset and quickly trained toy models in their own cache folder."""
+    cache = tmp_path_factory.mktemp("cache")
+    old = os.environ.get("BENCHMARK_CACHE")
+    os.environ["BENCHMARK_CACHE"] = str(cache)
+    from data_prep.synthetic import generate
+
+    from benchmark.train import train_toy
+
+    generate(cache / "data" / "synthetic", seed=0, n_train=96, n_val=24)
+    for name in ("toy_vgg", "toy_gap"):
+        train_toy(name, recipe={"epochs": 1})
+    yield cache
+    if old is None:
+        os.environ.pop("BENCHMARK_CACHE", None)
+    else:
+        os.environ["BENCHMARK_CACHE"] = old
