@@ -1,0 +1,1 @@
+"""Dataset readers and preprocessing shared by real and synthetic data."""
