@@ -1,7 +1,7 @@
 """Dataclass schemas for every config group (Hydra structured configs).
 
-Protocol defaults live here once, taken from the metric modules' constants; YAML files name the
-choice and its specifics (layer presets, dataset roots) and never repeat a default.
+Each default lives once: run settings here, protocol defaults in the metric and method constructors'
+signatures; YAML files name the choice and its specifics (layer presets, dataset roots).
 """
 
 from __future__ import annotations
@@ -12,7 +12,6 @@ from typing import Any, Dict, List, Optional
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING
 
-from benchmark.metrics.localization import IOU_THRESHOLD, THRESHOLD, TOPK
 
 
 @dataclass
@@ -52,10 +51,9 @@ class DatasetConfig:
 @dataclass
 class MetricConfig:
     name: str = MISSING
-    threshold: float = THRESHOLD
-    iou_threshold: float = IOU_THRESHOLD
-    topk: int = TOPK
-    extra: Dict[str, Any] = field(default_factory=dict)
+    # Protocol settings passed to the metric's constructor, whose signature holds the defaults
+    # (e.g. localization: threshold=0.15, iou_threshold=0.5, topk=5); unknown keys are errors.
+    options: Dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass

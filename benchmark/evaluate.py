@@ -101,8 +101,7 @@ def evaluate(config: dict, run_dir: Path | None = None) -> dict:
         summary = {**base, "status": "not_applicable", "reason": str(err)}
         write_json(run_dir / "summary.json", summary)
         return summary
-    metric_opts = {k: v for k, v in config["metric"].items() if k != "name"}
-    metric = build_metric(config["metric"]["name"], **metric_opts)
+    metric = build_metric(config["metric"]["name"], **(config["metric"].get("options") or {}))
     store.start(config, digest, bool(config.get("force")))
     ensure_dataset(config["dataset"])
     ds = config["dataset"]

@@ -9,6 +9,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from benchmark.config import register_configs
 from benchmark.evaluate import evaluate
+from benchmark.models.base import CONF_DIR
 
 log = logging.getLogger("benchmark")
 register_configs()
@@ -16,7 +17,7 @@ if not OmegaConf.has_resolver("shard_suffix"):
     OmegaConf.register_new_resolver("shard_suffix", lambda n, i: f"/shard-{i}-of-{n}" if int(n) > 1 else "")
 
 
-@hydra.main(version_base="1.3", config_path="../conf", config_name="config")
+@hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="config")
 def main(cfg: DictConfig) -> None:
     config = OmegaConf.to_container(cfg, resolve=True)
     from benchmark.tracking import tracked

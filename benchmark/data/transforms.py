@@ -44,7 +44,7 @@ class Preprocess:
 
     def __call__(self, image: np.ndarray) -> torch.Tensor:
         """``[H, W, 3]`` uint8 RGB -> normalized ``[3, S, S]`` float32."""
-        x = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1).float().div_(255)
+        x = torch.from_numpy(np.array(image, dtype=np.uint8, copy=True)).permute(2, 0, 1).float().div_(255)
         rh, rw = self._resized_hw(*image.shape[:2])
         x = F.interpolate(x[None], size=(rh, rw), mode="bilinear", align_corners=False, antialias=True)[0]
         if self.mode == "center_crop":

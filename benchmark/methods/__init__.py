@@ -1,6 +1,11 @@
-"""Saliency methods, one small module each, sharing one backprop driver (``backprop.py``)."""
+"""Saliency methods, one small module each, sharing one backprop driver (``backprop.py``).
 
-from benchmark.methods import cam, center, grad_cam, pixel  # noqa: F401  (registration)
+Every public module of this package is imported here, so its ``@METHODS.register`` entries exist.
+"""
+
+from benchmark._autoload import import_submodules
 from benchmark.methods.base import METHODS, Explanation, NotApplicable, SaliencyMethod, build_method
+
+import_submodules(__name__)
 
 __all__ = ["METHODS", "Explanation", "NotApplicable", "SaliencyMethod", "build_method"]

@@ -1,5 +1,11 @@
-"""Metrics: per-sample scores (``score_batch``) and named, versioned aggregations (``aggregate``)."""
+"""Metrics: per-sample scores (``score_batch``) and named, versioned aggregations (``aggregate``).
 
+Every public module of this package is imported here, so its ``METRICS`` entries exist.
+"""
+
+from benchmark._autoload import import_submodules
 from benchmark.metrics.base import METRICS, Metric, build_metric
+
+import_submodules(__name__)
 
 __all__ = ["METRICS", "Metric", "build_metric"]

@@ -39,6 +39,11 @@ class Metric:
 
 
 def build_metric(name: str, **options) -> Metric:
-    import benchmark.metrics.localization  # noqa: F401  (registration)
+    """Build a registered metric; an unknown option is an error naming it and the metric."""
+    import benchmark.metrics  # noqa: F401  (registers every metric)
 
-    return METRICS.get(name)(**options)
+    factory = METRICS.get(name)
+    try:
+        return factory(**options)
+    except TypeError as err:
+        raise TypeError(f"metric {name!r}: bad option in metric.options: {err}") from None

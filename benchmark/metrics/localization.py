@@ -26,7 +26,7 @@ class Localization(Metric):
     name = "localization"
     aggregation = ("pooled_over_images", 1)
 
-    def __init__(self, threshold: float = THRESHOLD, iou_threshold: float = IOU_THRESHOLD, topk: int = TOPK, **_):
+    def __init__(self, threshold: float = THRESHOLD, iou_threshold: float = IOU_THRESHOLD, topk: int = TOPK):
         self.threshold, self.iou_threshold, self.topk = float(threshold), float(iou_threshold), int(topk)
 
     def settings(self):

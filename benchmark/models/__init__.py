@@ -1,6 +1,11 @@
-"""Models behind one registry: ``build_model(name, weights=..., checkpoint=...) -> (model, info)``."""
+"""Models behind one registry: ``build_model(name, weights=..., checkpoint=...) -> (model, info)``.
 
-from benchmark.models import toy, zoo  # noqa: F401  (registration)
+Every public module of this package is imported here, so its ``MODELS`` entries exist.
+"""
+
+from benchmark._autoload import import_submodules
 from benchmark.models.base import MODELS, ModelInfo, build_model, resolve_layer
+
+import_submodules(__name__)
 
 __all__ = ["MODELS", "ModelInfo", "build_model", "resolve_layer"]

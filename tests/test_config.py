@@ -1,0 +1,65 @@
+"""Registry names equal config file names; every config and experiment composes."""
+
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_dir
+from omegaconf import OmegaConf
+
+import benchmark.run  # noqa: F401  (schemas and resolvers)
+from benchmark.methods import METHODS
+from benchmark.metrics.base import METRICS, build_metric
+from benchmark.models import MODELS
+
+CONF = Path(__file__).resolve().parents[1] / "conf"
+
+
+def _names(group):
+    return {p.stem for p in (CONF / group).glob("*.yaml")}
+
+
+def test_method_registry_equals_config_files():
+    assert set(METHODS.names()) == _names("method")
+    for path in (CONF / "method").glob("*.yaml"):
+        assert OmegaConf.load(path).name == path.stem
+
+
+def test_metric_registry_equals_config_files():
+    build_metric("localization")  # imports every metric module
+    assert set(METRICS.names()) == _names("metric")
+
+
+def test_every_model_config_names_a_known_architecture():
+    for path in (CONF / "model").glob("*.yaml"):
+        spec = OmegaConf.load(path)
+        assert spec.name == path.stem
+        assert (spec.get("arch") or spec.name) in MODELS or spec.name in MODELS, path
+
+
+def _compose(overrides):
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        return compose(config_name="config", overrides=overrides, return_hydra_config=True)
+
+
+@pytest.mark.parametrize("experiment", sorted(_names("experiment")))
+def test_every_experiment_composes_with_each_sweep_value(experiment):
+    cfg = _compose([f"experiment={experiment}"])
+    params = OmegaConf.to_container(cfg.hydra.sweeper.params) if cfg.hydra.sweeper.get("params") else {}
+    for key, values in params.items():
+        for value in str(values).split(","):
+            sub = _compose([f"experiment={experiment}", f"{key}={value.strip()}"])
+            plain = OmegaConf.masked_copy(sub, [k for k in sub if k != "hydra"])
+            resolved = OmegaConf.to_container(plain, resolve=True)
+            assert resolved["experiment_name"] == experiment
+
+
+def test_config_typo_is_an_error_naming_the_key():
+    with pytest.raises(Exception, match="threshhold"):
+        _compose(["metric.threshhold=0.2"])
+    with pytest.raises(TypeError, match="threshhold"):
+        build_metric("localization", threshhold=0.2)
+
+
+def test_unknown_group_option_lists_the_choices():
+    with pytest.raises(Exception, match="grad_cam"):
+        _compose(["method=grad_cma"])
