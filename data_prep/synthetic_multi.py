@@ -1,0 +1,75 @@
+"""The embedded multi-object dataset (pointing games): generate once, prepare every split's manifest.
+
+Usage::
+
+    python -m data_prep.synthetic_multi --root DIR [--force]
+
+``DIR`` receives the VOC2007-layout scenes of ``data_prep.synthetic.generate_multi`` (seed 0, its
+default split sizes) and, through the same path real PASCAL VOC takes (``data_prep.voc2007``
+with the scenes' ``classes.txt``), one manifest per split in ``DIR/manifests/<split>`` for
+``train``, ``val``, ``trainval`` and ``test``. A manifest is (re)written when it is missing or
+older than the scenes' ``DONE.json`` (regenerated scenes make old manifests stale).
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from benchmark.data.manifest import ManifestError
+from data_prep import voc2007
+from data_prep.synthetic import generate_multi
+
+SPLITS = ("train", "val", "trainval", "test")
+
+
+def _stale(manifest_dir: Path, done: Path) -> bool:
+    parquet = manifest_dir / "manifest.parquet"
+    if not parquet.is_file() or not (manifest_dir / "meta.json").is_file():
+        return True
+    return done.is_file() and parquet.stat().st_mtime < done.stat().st_mtime
+
+
+def prepare_all(root: Path, force: bool = False) -> dict[str, Path]:
+    """Generate the scenes under ``root`` if needed and write the manifest of every split."""
+    root = Path(root)
+    generate_multi(root, force=force)
+    written = {}
+    for split in SPLITS:
+        out = root / "manifests" / split
+        if force or _stale(out, root / "DONE.json"):
+            voc2007.prepare(root, out, split=split, dataset_name=f"synthetic_multi_{split}",
+                            classes=root / "classes.txt")
+        written[split] = out
+    return written
+
+
+def ensure_synthetic_multi(manifest_dir: Path | str) -> Path:
+    """Make ``<root>/manifests/<split>`` exist (the ``generate: synthetic_multi`` dataset hook).
+
+    ``manifest_dir`` must have the form ``<root>/manifests/<split>`` with ``split`` one of
+    ``train, val, trainval, test``; the scenes are generated in ``<root>``.
+    """
+    manifest_dir = Path(manifest_dir)
+    split, parent = manifest_dir.name, manifest_dir.parent
+    if parent.name != "manifests" or split not in SPLITS:
+        raise ManifestError(f"dataset root {manifest_dir}: expected <root>/manifests/<split> with split one of "
+                            f"{list(SPLITS)} for generate: synthetic_multi")
+    root = parent.parent
+    if _stale(manifest_dir, root / "DONE.json") or not (root / "DONE.json").is_file():
+        prepare_all(root)
+    return manifest_dir
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m data_prep.synthetic_multi", description=__doc__.split("\n")[0])
+    parser.add_argument("--root", required=True, type=Path, help="output folder (scenes and manifests/)")
+    parser.add_argument("--force", action="store_true", help="regenerate the scenes and rewrite every manifest")
+    args = parser.parse_args(argv)
+    for split, path in prepare_all(args.root, force=args.force).items():
+        print(f"synthetic_multi {split}: {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
