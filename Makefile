@@ -4,11 +4,18 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+RUN := $(PY) -m benchmark -m
+# DATA_ROOT: folder holding the prepared manifests (data_prep output), e.g. DATA_ROOT=/data/manifests
 DATA_ROOT ?=
+# LAUNCHER: local (default, one process) or slurm (submitit; see conf/hydra/launcher/slurm.yaml)
 LAUNCHER ?= local
+ARGS ?=
+LAUNCH := $(if $(filter slurm,$(LAUNCHER)),hydra/launcher=slurm,)
+ILSVRC := $(if $(DATA_ROOT),dataset.root=$(DATA_ROOT)/ilsvrc2012_val,)
+VOC_VAL := $(if $(DATA_ROOT),dataset.root=$(DATA_ROOT)/voc2007_val,)
 export PYTHONUNBUFFERED := 1
 
-.PHONY: help install demo test test-slow bench tables clean-results
+.PHONY: help install demo test test-slow bench tables table1 table2 table3 pointing pointing-modified dashboard clean-results
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -20,12 +27,14 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install -q -e '.[test,bench,dashboard]'
 	@touch $(STAMP)
 
-install: $(STAMP) ## create/use .venv and install the package with its test extras (idempotent)
+install: $(STAMP) ## create/use .venv and install the package with its extras (idempotent)
 
-demo: install ## synthetic data, toy models, every demo experiment, tables (reuses what exists)
+demo: install ## embedded data, toy models, every demo experiment, the tables and figures (reuses what exists)
 	$(PY) -m data_prep.synthetic --out .cache/data/synthetic
 	$(PY) -m benchmark.train
-	$(PY) -m benchmark -m experiment=demo
+	$(RUN) experiment=demo
+	$(RUN) experiment=demo_ablations
+	$(RUN) experiment=demo_layers
 	$(PY) -m benchmark.tables --experiment demo
 
 test: install ## the test suite (fast tests; under 10 minutes on 2 cores)
@@ -34,7 +43,32 @@ test: install ## the test suite (fast tests; under 10 minutes on 2 cores)
 test-slow: install ## the slow tests only
 	$(PY) -m pytest -q -m slow
 
-tables: install ## rebuild every table from the records under results/runs
+bench: install ## speed and memory against captum and pytorch-grad-cam (results/bench/*.csv)
+	$(PY) -m benchmark.bench
+
+tables: install ## rebuild every table from the records under results/runs (merges shards first)
+	$(PY) -m benchmark.tables
+
+table1: install ## Table 1, ILSVRC 2012 val localization (DATA_ROOT=..., LAUNCHER=local|slurm)
+	$(RUN) experiment=table1 $(ILSVRC) $(LAUNCH) $(ARGS)
+	$(PY) -m benchmark.tables
+
+table2: install ## Table 2, rank correlation with occlusion on VOC 2007 val
+	$(RUN) experiment=table2_occlusion $(VOC_VAL) $(LAUNCH) $(ARGS)
+	$(PY) -m benchmark.tables
+
+table3: install ## Table 3, Grad-CAM design choices and the layer sweeps on ILSVRC 2012 val
+	$(RUN) experiment=table3_ablations $(ILSVRC) $(LAUNCH) $(ARGS)
+	$(RUN) experiment=table3_layers_vgg16 $(ILSVRC) $(LAUNCH) $(ARGS)
+	$(RUN) experiment=table3_layers_resnet50 $(ILSVRC) $(LAUNCH) $(ARGS)
+	$(PY) -m benchmark.tables
+
+pointing: install ## pointing game on VOC 2007 test and COCO 2014 val
+	$(RUN) experiment=pointing $(LAUNCH) $(ARGS)
+	$(PY) -m benchmark.tables
+
+pointing-modified: install ## Grad-CAM's modified pointing game
+	$(RUN) experiment=pointing_modified $(LAUNCH) $(ARGS)
 	$(PY) -m benchmark.tables
 
 clean-results: ## remove run outputs (keeps data and model caches)

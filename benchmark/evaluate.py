@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import torch
 
 from benchmark import provenance
@@ -49,22 +50,38 @@ def load_model(model_cfg: dict):
     return _model(model_cfg["name"], model_cfg.get("weights"), model_cfg.get("checkpoint"), layers, options)
 
 
-class _Prepared(torch.utils.data.Dataset):
-    """Dataset view over chosen indices that also preprocesses (runs in loader workers)."""
+ON_ERROR = ("raise", "record")
 
-    def __init__(self, dataset, indices, prep: Preprocess):
-        self.dataset, self.indices, self.prep = dataset, indices, prep
+
+class _Prepared(torch.utils.data.Dataset):
+    """Dataset view over chosen indices that also preprocesses (runs in loader workers).
+
+    With ``on_error="record"`` an image that cannot be read becomes ``(image_id, message)`` in
+    place of ``(sample, tensor)``; the loop records it as an error row, outside every metric.
+    """
+
+    def __init__(self, dataset, indices, prep: Preprocess, on_error: str = "raise"):
+        self.dataset, self.indices, self.prep, self.on_error = dataset, indices, prep, on_error
 
     def __len__(self):
         return len(self.indices)
 
     def __getitem__(self, i):
-        sample = self.dataset[self.indices[i]]
-        return sample, self.prep(sample.image)
+        index = self.indices[i]
+        try:
+            sample = self.dataset[index]
+            return sample, self.prep(sample.image)
+        except Exception as err:  # noqa: BLE001  (the policy decides; the message is kept whole)
+            if self.on_error == "raise":
+                raise
+            return self.dataset.image_ids[index], f"{type(err).__name__}: {err}"
 
 
 def _collate(items):
-    return [s for s, _ in items], torch.stack([x for _, x in items])
+    good = [(s, x) for s, x in items if not isinstance(s, str)]
+    errors = [(s, x) for s, x in items if isinstance(s, str)]
+    images = torch.stack([x for _, x in good]) if good else None
+    return [s for s, _ in good], images, errors
 
 
 def ensure_dataset(dataset_cfg: dict) -> None:
@@ -91,7 +108,7 @@ def evaluate(config: dict, run_dir: Path | None = None) -> dict:
     model, info = load_model(config["model"])
     model = model.to(device)
     mcfg = config["method"]
-    base = {"config_hash": digest, "config": config, "run_dir": str(run_dir), "model": info.name,
+    base = {"config_hash": digest, "config": {k: v for k, v in config.items() if k != "force"}, "run_dir": str(run_dir), "model": info.name,
             "method": mcfg["label"], "dataset": config["dataset"]["name"], "metric": config["metric"]["name"]}
     try:
         method = build_method(mcfg["name"], model, info, layer=mcfg.get("layer"), **(mcfg.get("options") or {}))
@@ -110,27 +127,37 @@ def evaluate(config: dict, run_dir: Path | None = None) -> dict:
     prep = Preprocess(info.input_size, tuple(info.mean), tuple(info.std), config["model"].get("preprocessing", "paper"))
     done_ids = store.done_ids()
     todo = [i for i, image_id in enumerate(dataset.image_ids) if image_id not in done_ids]
+    on_error = config.get("on_error", "raise")
+    if on_error not in ON_ERROR:
+        raise ValueError(f"config field 'on_error' is {on_error!r}; expected one of {ON_ERROR}")
     loader = torch.utils.data.DataLoader(
-        _Prepared(dataset, todo, prep), batch_size=config.get("batch_size", 32), shuffle=False,
+        _Prepared(dataset, todo, prep, on_error), batch_size=config.get("batch_size", 32), shuffle=False,
         num_workers=config.get("num_workers", 0), collate_fn=_collate, pin_memory=device.type == "cuda")
     start = time.perf_counter()
     buffer: list[dict] = []
     part_size = config.get("part_size", 512)
     label = f"{info.name}/{mcfg['label']}/{ds['name']}"
     with Progress(len(todo), label, enabled=config.get("progress", True)) as bar:
-        for samples, images in loader:
-            rows = metric.score_batch(samples, images.to(device, non_blocking=True), method, prep)
+        for samples, images, errors in loader:
+            rows = [{"image_id": image_id, "class_id": -1, "error": message} for image_id, message in errors]
+            if samples:
+                rows += metric.score_batch(samples, images.to(device, non_blocking=True), method, prep)
             for row in rows:
+                row.setdefault("error", None)
                 row.update(model=info.name, method=mcfg["label"], dataset=ds["name"])
             buffer.extend(rows)
-            bar.update(len(samples))
+            bar.update(len(samples) + len(errors))
             if len(buffer) >= part_size:
                 store.write_part(buffer)
                 buffer = []
         store.write_part(buffer)
     frame = store.read_parts()
+    failed = frame["error"].notna() if len(frame) else pd.Series([], dtype=bool)
+    scored = frame[~failed].infer_objects() if len(frame) else frame  # error rows leave object dtypes behind
     summary = {
-        **base, "status": "finished", "metrics": metric.aggregate(frame) if len(frame) else {},
+        **base, "status": "finished", "metrics": metric.aggregate(scored) if len(scored) else {},
+        "errors": {"n_images": int(failed.sum()), "policy": on_error,
+                   "examples": frame.loc[failed, ["image_id", "error"]].head(20).to_dict("records") if len(frame) else []},
         "aggregation": {"name": metric.aggregation[0], "version": metric.aggregation[1]},
         "protocol": {**metric.settings(), "preprocessing": prep.mode, "input_size": prep.size},
         "counts": {"images": len(dataset), "records": int(len(frame))},

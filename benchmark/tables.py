@@ -1,6 +1,11 @@
 """Records -> tables: ``python -m benchmark.tables`` reads every ``summary.json`` under a results
-root and writes ``results/tables/<name>.md|.csv|.tex``. Tables are built from the summaries (which
-are built from the records), never from anything printed; a missing cell stays missing.
+root (merging sharded runs first) and writes ``results/tables/<name>.md|.csv|.tex``.
+
+Each paper table is a pandas frame with our number, the published number and the difference side
+by side, the sample count, and a 95 % interval where the metric has one (a Wilson interval for
+error rates; the bootstrap interval of the occlusion correlation). Tables are built from the
+summaries (themselves built from the records), never from printed output; a missing cell stays
+missing, and a published row without a run of ours is kept, with our cells empty.
 """
 
 from __future__ import annotations
@@ -8,71 +13,124 @@ from __future__ import annotations
 import argparse
 import json
 import math
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
 
 from benchmark.data.manifest import atomic_write_bytes
+from benchmark.paths import REPO_ROOT
 
-LOCALIZATION_COLUMNS = {
-    "cls_err_top1": "cls err top-1 (%)", "cls_err_top5": "cls err top-5 (%)",
-    "loc_err_top1": "loc err top-1 (%)", "loc_err_top5": "loc err top-5 (%)",
-    "gt_known_loc_acc": "GT-known loc acc (%)", "n_images": "n images", "n_degenerate": "degenerate",
-}
+REFERENCE_DIR = REPO_ROOT / "results" / "reference"
 METHOD_ORDER = ["center", "gradient", "deconvnet", "guided_backprop", "excitation_backprop",
-                "contrastive_excitation_backprop", "cam", "grad_cam", "guided_grad_cam"]
+                "contrastive_excitation_backprop", "cam", "grad_cam", "guided_grad_cam", "occlusion"]
+LOC_COLUMNS = {"cls_err_top1": "cls err top-1", "cls_err_top5": "cls err top-5",
+               "loc_err_top1": "loc err top-1", "loc_err_top5": "loc err top-5",
+               "gt_known_loc_acc": "GT-known loc acc"}
+
+
+@dataclass
+class TableSpec:
+    """One output table: which runs feed it, which columns, and which published numbers."""
+
+    name: str
+    title: str
+    experiments: tuple[str, ...]
+    metric: str
+    columns: dict[str, str]
+    reference: str | None = None
+    keys: tuple[str, ...] = ("model", "method")
+    compare: tuple[str, ...] = ()
+    counts: dict[str, str] = field(default_factory=lambda: {"n_images": "n images", "n_degenerate": "degenerate"})
+    interval: str | None = "loc_err_top1"
+    notes: tuple[str, ...] = ()
 
 
 def collect(results_root: Path, experiment: str | None = None) -> pd.DataFrame:
-    """One row per finished run summary: identity columns plus every summary metric."""
+    """One row per run summary (sharded runs are read through their merged summary)."""
     rows = []
     runs = Path(results_root) / "runs"
     pattern = f"{experiment}/**/summary.json" if experiment else "**/summary.json"
     for path in sorted(runs.glob(pattern)):
+        if any(part.startswith("shard-") for part in path.parent.parts):
+            continue
         summary = json.loads(path.read_text())
         row = {"experiment": summary.get("config", {}).get("experiment_name"), "model": summary.get("model"),
                "method": summary.get("method"), "dataset": summary.get("dataset"),
                "metric": summary.get("metric"), "status": summary.get("status"), "path": str(path.parent)}
         row.update(summary.get("metrics", {}))
         rows.append(row)
-    return pd.DataFrame(rows)
+    return pd.DataFrame(rows, columns=["experiment", "model", "method", "dataset", "metric", "status", "path"]
+                        if not rows else None)
 
 
-def _method_key(name: str) -> tuple:
-    base = next((i for i, m in enumerate(METHOD_ORDER) if name == m), len(METHOD_ORDER))
-    return base, name
+def _method_key(series: pd.Series) -> pd.Series:
+    def key(name):
+        base = str(name).split("@")[0]
+        return (METHOD_ORDER.index(base) if base in METHOD_ORDER else len(METHOD_ORDER), str(name))
+
+    return series.map(key)
 
 
-def localization_table(frame: pd.DataFrame) -> pd.DataFrame:
-    """Rows model x method, the Table-1 columns; not-applicable runs are left out."""
-    done = frame[(frame["metric"] == "localization") & (frame["status"] == "finished")]
-    if done.empty:
-        return pd.DataFrame(columns=["model", "method", *LOCALIZATION_COLUMNS.values()])
-    table = done[["model", "method", "dataset", *[c for c in LOCALIZATION_COLUMNS if c in done]]].copy()
-    table = table.sort_values(["model", "method"], key=lambda s: s.map(_method_key) if s.name == "method" else s)
-    return table.rename(columns=LOCALIZATION_COLUMNS).reset_index(drop=True)
+def wilson(rate_percent: float, n: int, z: float = 1.959964) -> tuple[float, float]:
+    """95 % Wilson score interval (in %) of a rate given in %."""
+    if not n or rate_percent is None or (isinstance(rate_percent, float) and math.isnan(rate_percent)):
+        return float("nan"), float("nan")
+    p = rate_percent / 100.0
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return 100 * (centre - half), 100 * (centre + half)
+
+
+def build(spec: TableSpec, frame: pd.DataFrame, reference_dir: Path = REFERENCE_DIR) -> pd.DataFrame:
+    """The table of ``spec``: our columns, published columns and differences, counts, interval."""
+    ours = frame[frame["experiment"].isin(spec.experiments) & (frame["metric"] == spec.metric)
+                 & (frame["status"] == "finished")] if len(frame) else frame
+    keep = [*dict.fromkeys(["model", "method", "dataset", *spec.keys])]
+    data = {c: ours[c] if c in ours else pd.Series(dtype=float) for c in [*spec.columns, *spec.counts]}
+    table = pd.concat([ours[keep].reset_index(drop=True) if len(ours) else pd.DataFrame(columns=keep),
+                       pd.DataFrame(data).reset_index(drop=True)], axis=1)
+    if spec.interval and spec.interval in table and "n_images" in table:
+        bounds = [wilson(r, n) for r, n in zip(table[spec.interval], table["n_images"])]
+        table[f"{spec.interval} 95% CI"] = [f"[{lo:.1f}, {hi:.1f}]" if not math.isnan(lo) else None for lo, hi in bounds]
+    if spec.reference:
+        ref = pd.read_csv(reference_dir / spec.reference)
+        ref_cols = [c for c in spec.compare if c in ref]
+        ref = ref[[*spec.keys, *ref_cols]].rename(columns={c: f"{c} (paper)" for c in ref_cols})
+        table = table.merge(ref, on=list(spec.keys), how="outer")
+        for c in ref_cols:
+            table[f"{c} Δ"] = table[c] - table[f"{c} (paper)"] if c in table else float("nan")
+    table = table.sort_values(["model", "method"], key=lambda s: _method_key(s) if s.name == "method" else s.astype(str))
+    labels = {**spec.columns, **spec.counts}
+    renamed = {c: labels.get(c, c) for c in table.columns}
+    for c in spec.compare:
+        renamed[f"{c} (paper)"] = f"{labels[c]} (paper)"
+        renamed[f"{c} Δ"] = f"{labels[c]} Δ"
+        if spec.interval == c:
+            renamed[f"{c} 95% CI"] = f"{labels[c]} 95% CI"
+    return table.rename(columns=renamed).reset_index(drop=True)
 
 
 def _cell(value) -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "—"
     if isinstance(value, float):
-        return f"{value:.2f}"
+        return str(int(value)) if value.is_integer() and abs(value) >= 100 else f"{value:.2f}"
     return str(value)
 
 
-def to_markdown(table: pd.DataFrame, title: str = "", notes: list[str] | None = None) -> str:
+def to_markdown(table: pd.DataFrame, title: str = "", notes: tuple[str, ...] | list[str] = ()) -> str:
     lines = [f"## {title}", ""] if title else []
     lines.append("| " + " | ".join(map(str, table.columns)) + " |")
     lines.append("|" + "|".join("---" for _ in table.columns) + "|")
     for row in table.itertuples(index=False):
         lines.append("| " + " | ".join(_cell(v) for v in row) + " |")
     if notes:
-        lines += [""] + [f"{n}" for n in notes]
+        lines += [""] + list(notes)
     return "\n".join(lines) + "\n"
 
 
-def write_table(table: pd.DataFrame, out_dir: Path, name: str, title: str = "", notes: list[str] | None = None) -> list[Path]:
+def write_table(table: pd.DataFrame, out_dir: Path, name: str, title: str = "", notes=()) -> list[Path]:
     """Write ``name.md``, ``name.csv`` and ``name.tex`` atomically; return the paths."""
     out_dir = Path(out_dir)
     paths = [out_dir / f"{name}.{ext}" for ext in ("md", "csv", "tex")]
@@ -82,29 +140,34 @@ def write_table(table: pd.DataFrame, out_dir: Path, name: str, title: str = "", 
     return paths
 
 
-def build_demo(results_root: Path, out_dir: Path) -> dict[str, pd.DataFrame]:
-    frame = collect(results_root, "demo")
-    tables = {}
-    if not frame.empty:
-        loc = localization_table(frame)
-        notes = ["Synthetic val split, toy models; protocol: Grad-CAM Table 1 (15 % of max, largest "
-                 "8-connected segment, IoU >= 0.5). Errors in %."]
-        write_table(loc, out_dir, "demo_localization", "Demo: weakly-supervised localization", notes)
-        tables["demo_localization"] = loc
-    return tables
-
-
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description="Build tables from run summaries.")
+    from benchmark.table_specs import SPECS, extra_outputs
+
+    parser = argparse.ArgumentParser(description="Build the paper tables from run summaries.")
     parser.add_argument("--results", default="results", help="results root holding runs/")
     parser.add_argument("--out", default=None, help="output folder (default: <results>/tables)")
-    parser.add_argument("--experiment", default=None, help="only this experiment's tables")
+    parser.add_argument("--experiment", default=None, help="only tables fed by this experiment prefix (e.g. demo)")
     args = parser.parse_args(argv)
-    out = Path(args.out or Path(args.results) / "tables")
-    written = build_demo(Path(args.results), out) if args.experiment in (None, "demo") else {}
-    for name, table in written.items():
-        print(to_markdown(table, name))
-    print("tables written: " + (", ".join(str(out / f"{n}.md") for n in written) or "none (no finished runs)"))
+    results, out = Path(args.results), Path(args.out or Path(args.results) / "tables")
+    try:
+        from benchmark.merge import merge_all
+    except ImportError:
+        merge_all = None
+    if merge_all is not None and (results / "runs").is_dir():
+        merge_all(results)
+    frame = collect(results)
+    written = []
+    for spec in SPECS:
+        if args.experiment and not any(e.startswith(args.experiment) for e in spec.experiments):
+            continue
+        if not len(frame) or not frame["experiment"].isin(spec.experiments).any():
+            continue
+        table = build(spec, frame)
+        write_table(table, out, spec.name, spec.title, spec.notes)
+        print(to_markdown(table, spec.title, spec.notes))
+        written.append(out / f"{spec.name}.md")
+    written += extra_outputs(frame, out, args.experiment)
+    print("tables written: " + (", ".join(map(str, written)) or "none (no finished runs)"))
 
 
 if __name__ == "__main__":

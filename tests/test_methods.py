@@ -60,8 +60,8 @@ def test_cam_equals_grad_cam_without_relu_on_toy_gap():
     gc = build_method("grad_cam", model, info, relu=False)(x, ids)
     cam = build_method("cam", model, info)(x, ids)
     ratio = (cam.flatten(1) * gc.flatten(1)).sum(1) / (gc.flatten(1) ** 2).sum(1)
-    assert torch.allclose(ratio, torch.full_like(ratio, 64.0), rtol=1e-4)  # positive constant h*w = 8*8
-    assert torch.allclose(gc * 64, cam, atol=1e-5 * cam.abs().max().item())
+    assert torch.allclose(ratio, torch.full_like(ratio, 256.0), rtol=1e-4)  # positive constant h*w = 16*16
+    assert torch.allclose(gc * 256, cam, atol=1e-5 * cam.abs().max().item())
 
 
 @pytest.mark.parametrize("rule", ["guided", "deconv"])

@@ -88,7 +88,7 @@ def _rates(r: pd.DataFrame) -> dict:
         "loc_err_top1": err("loc_correct_top1"), "loc_err_top5": err("loc_correct_top5"),
         "gt_known_loc_acc": float(100.0 * r["gt_known_correct"].mean()),
         "mean_iou": float(r["iou"].mean()),
-        "n_degenerate": int(r["degenerate"].sum()), "n_no_box": int((~r["has_box"]).sum()),
+        "n_degenerate": int(r["degenerate"].astype(bool).sum()), "n_no_box": int((~r["has_box"].astype(bool)).sum()),
     }
 
 

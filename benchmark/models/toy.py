@@ -17,7 +17,7 @@ from benchmark.models.base import MODELS, ModelInfo, load_checkpoint, load_state
 from benchmark.paths import models_dir
 
 TOY_INPUT = 64
-WIDTHS = (16, 32, 64, 64)
+WIDTHS = (16, 32, 64)
 
 
 def _block(cin: int, cout: int, convs: int, pool: bool) -> list[nn.Module]:
@@ -30,10 +30,10 @@ def _block(cin: int, cout: int, convs: int, pool: bool) -> list[nn.Module]:
 
 
 def toy_features(widths=WIDTHS) -> nn.Sequential:
-    """64 -> 32 -> 16 -> 8: three pooled blocks, then a last conv block at 8x8 (no pool)."""
-    w1, w2, w3, w4 = widths
-    return nn.Sequential(*_block(3, w1, 1, True), *_block(w1, w2, 2, True), *_block(w2, w3, 2, True),
-                         *_block(w3, w4, 1, False))
+    """64 -> 32 -> 16: two pooled blocks, then a conv block at 16x16 whose last ReLU
+    (``features.16``) is the Grad-CAM/CAM layer (16x16, like VGG-16's relu5_3 at 14x14)."""
+    w1, w2, w3 = widths
+    return nn.Sequential(*_block(3, w1, 1, True), *_block(w1, w2, 2, True), *_block(w2, w3, 2, False))
 
 
 class ToyVGG(nn.Module):
@@ -42,7 +42,7 @@ class ToyVGG(nn.Module):
     def __init__(self, num_classes: int, widths=WIDTHS, hidden: int = 128):
         super().__init__()
         self.features = toy_features(widths)
-        self.pool = nn.MaxPool2d(2)
+        self.pool = nn.MaxPool2d(4)
         self.classifier = nn.Sequential(
             nn.Flatten(), nn.Linear(widths[-1] * 16, hidden), nn.ReLU(inplace=True), nn.Dropout(0.3),
             nn.Linear(hidden, hidden), nn.ReLU(inplace=True), nn.Dropout(0.3), nn.Linear(hidden, num_classes))

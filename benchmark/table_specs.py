@@ -1,0 +1,87 @@
+"""The paper tables and their demo counterparts: which runs, columns and published numbers."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from benchmark.tables import LOC_COLUMNS, TableSpec, write_table
+
+LOC = tuple(LOC_COLUMNS)
+DEMO_NOTE = ("Synthetic val split (500 ILSVRC-format images), toy models. The published numbers are "
+             "for ImageNet models on ILSVRC and are shown for orientation, not as targets.")
+
+SPECS = [
+    TableSpec("table1_localization", "Table 1: ILSVRC 2012 val weakly-supervised localization (error %)",
+              ("table1", "table1_grabcut"), "localization", dict(LOC_COLUMNS),
+              reference="table1_localization.csv", compare=("loc_err_top1", "loc_err_top5"),
+              notes=("15 % of max, largest 8-connected segment, its box, IoU >= 0.5; devkit top-k rule.",)),
+    TableSpec("table3_ablations", "Table 3: VGG-16 top-1 localization error of the Grad-CAM design choices",
+              ("table3_ablations",), "localization", {"loc_err_top1": "loc err top-1"},
+              reference="table3_ablations.csv", compare=("loc_err_top1",)),
+    TableSpec("demo_localization", "Demo: weakly-supervised localization (error %)", ("demo",), "localization",
+              dict(LOC_COLUMNS), notes=(DEMO_NOTE,)),
+    TableSpec("demo_ablations", "Demo: Grad-CAM design choices on toy_vgg (top-1 localization error %)",
+              ("demo_ablations",), "localization", {"loc_err_top1": "loc err top-1", "gt_known_loc_acc": "GT-known loc acc"},
+              reference="table3_ablations.csv", keys=("method",), compare=("loc_err_top1",),
+              notes=(DEMO_NOTE, "'(paper)' is the published VGG-16 number on ILSVRC for the same design choice.")),
+]
+
+
+def layer_sweep_plot(frame: pd.DataFrame, experiment: str, out: Path) -> list[Path]:
+    """Error vs depth for Grad-CAM at each layer (method labels ``grad_cam@<layer>``)."""
+    runs = frame[(frame["experiment"] == experiment) & (frame["status"] == "finished")] if len(frame) else frame
+    if not len(runs):
+        return []
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from benchmark.models.base import preset
+
+    table = runs[["model", "method", "loc_err_top1", "n_images"]].copy()
+    table["layer"] = table["method"].str.split("@").str[1]
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    rows = []
+    for model, group in table.groupby("model"):
+        order = _layer_order(model, list(group["layer"]))
+        group = group.set_index("layer").loc[order].reset_index()
+        group["depth"] = range(1, len(group) + 1)
+        rows.append(group)
+        ax.plot(group["depth"], group["loc_err_top1"], marker="o", label=model)
+        for depth, layer in zip(group["depth"], group["layer"]):
+            ax.annotate(layer.replace("features.", "f"), (depth, group.set_index("depth").loc[depth, "loc_err_top1"]),
+                        fontsize=6, xytext=(0, 4), textcoords="offset points", ha="center")
+    ax.set_xlabel("layer depth (order in the network)")
+    ax.set_ylabel("top-1 localization error (%)")
+    ax.set_title("Grad-CAM layer sweep")
+    ax.legend()
+    fig.tight_layout()
+    name = "demo_layers" if experiment.startswith("demo") else "table3_layers"
+    path = Path(out) / f"{name}.png"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    merged = pd.concat(rows, ignore_index=True)[["model", "depth", "layer", "loc_err_top1", "n_images"]]
+    write_table(merged, out, name, "Grad-CAM layer sweep: top-1 localization error (%) vs depth")
+    return [path, Path(out) / f"{name}.md"]
+
+
+def _layer_order(model: str, layers: list[str]) -> list[str]:
+    """Layers in forward order: numeric order of ``features.N``, else the names' natural order."""
+    def key(layer):
+        tail = layer.rsplit(".", 1)[-1]
+        return (0, int(tail)) if tail.isdigit() else (1, layer)
+
+    return sorted(dict.fromkeys(layers), key=key)
+
+
+def extra_outputs(frame: pd.DataFrame, out: Path, experiment: str | None) -> list[Path]:
+    """Plots and the tables owned by other metrics (pointing, occlusion)."""
+    written: list[Path] = []
+    for exp in ("demo_layers", "table3_layers"):
+        if experiment is None or exp.startswith(experiment):
+            written += layer_sweep_plot(frame, exp, out)
+    return written

@@ -1,0 +1,94 @@
+"""Error policy, determinism and untrusted files (the reliability contract)."""
+
+import io
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+from hydra import compose, initialize_config_dir
+from omegaconf import OmegaConf
+
+import benchmark.run  # noqa: F401  (schemas and resolvers)
+from benchmark.data.manifest import read_manifest, write_manifest
+from benchmark.evaluate import evaluate
+from benchmark.models import build_model
+from benchmark.models.base import CONF_DIR, load_checkpoint
+
+
+def _config(overrides):
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        cfg = compose(config_name="config", overrides=overrides)
+    return OmegaConf.to_container(cfg, resolve=True)
+
+
+def _copy_manifest(src: Path, dst: Path, corrupt: int | None = None) -> Path:
+    manifest = read_manifest(src)
+    images = dst / "images"
+    shutil.copytree(manifest.image_root, images)
+    table = manifest.table
+    if corrupt is not None:
+        path = images / table.loc[corrupt, "path"]
+        path.write_bytes(path.read_bytes()[:200])  # a truncated JPEG
+    write_manifest(dst / "manifest", table, {**manifest.meta, "image_root": str(images)})
+    return dst / "manifest"
+
+
+def test_on_error_record_matches_the_valid_subset(tiny_synthetic, tmp_path):
+    val = tiny_synthetic / "data" / "synthetic" / "manifests" / "val"
+    broken = _copy_manifest(val, tmp_path / "broken", corrupt=2)
+    # batch_size=1: every valid image is computed in the same batch composition in both runs
+    base = ["model=toy_gap", "method=grad_cam", "dataset.limit=8", "batch_size=1", "progress=false",
+            f"paths.results={tmp_path / 'results'}", "dataset.generate=null"]
+    with pytest.raises(Exception, match=r"\.JPEG"):
+        evaluate(_config(base + [f"dataset.root={broken}", "experiment_name=raise"]))
+    recorded = evaluate(_config(base + [f"dataset.root={broken}", "on_error=record", "experiment_name=record"]))
+    assert recorded["errors"]["n_images"] == 1 and "JPEG" in recorded["errors"]["examples"][0]["error"]
+    # the same metrics as a run on the seven valid images alone
+    manifest = read_manifest(broken)
+    valid = manifest.table.drop(index=2).reset_index(drop=True)
+    subset = tmp_path / "subset"
+    write_manifest(subset, valid.head(7), manifest.meta)
+    alone = evaluate(_config(base + [f"dataset.root={subset}", "dataset.limit=7", "experiment_name=alone"]))
+    assert recorded["metrics"] == alone["metrics"] and alone["metrics"]["n_images"] == 7
+
+
+def test_same_config_twice_gives_byte_identical_records_and_summary(tiny_synthetic, tmp_path):
+    overrides = ["model=toy_vgg", "method=guided_grad_cam", "dataset.limit=6", "batch_size=4", "progress=false",
+                 f"paths.results={tmp_path}"]
+    first = evaluate(_config(overrides))
+    run = Path(first["run_dir"])
+    records, summary = (run / "records.parquet").read_bytes(), (run / "summary.json").read_bytes()
+    evaluate(_config(overrides + ["force=true"]))
+    assert (run / "records.parquet").read_bytes() == records
+    assert (run / "summary.json").read_bytes() == summary
+    assert {"seed", "versions", "git", "device", "protocol"} <= set(json.loads(summary))
+
+
+def test_pickled_code_in_a_checkpoint_is_refused(tmp_path):
+    class Evil:
+        def __reduce__(self):
+            return (print, ("this would run code",))
+
+    path = tmp_path / "evil.pt"
+    buffer = io.BytesIO()
+    torch.save({"weight": Evil()}, buffer)
+    path.write_bytes(buffer.getvalue())
+    with pytest.raises(ValueError, match=r"evil\.pt.*weights_only"):
+        load_checkpoint(path)
+
+
+def test_checkpoint_of_wrong_class_count_names_the_key(tmp_path):
+    model, _ = build_model("toy_gap", weights="random")
+    state = {k: v for k, v in model.state_dict().items()}
+    state["fc.weight"] = torch.zeros(7, state["fc.weight"].shape[1])
+    path = tmp_path / "wrong.pt"
+    torch.save(state, path)
+    with pytest.raises(ValueError, match=r"wrong\.pt.*fc\.weight"):
+        build_model("toy_gap", checkpoint=str(path))
+
+
+def test_missing_layer_names_close_candidates():
+    with pytest.raises(KeyError, match="features.16"):
+        build_model("toy_vgg", weights="random", layers={"gradcam": "features.61"})
