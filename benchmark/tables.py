@@ -106,8 +106,8 @@ def build(spec: TableSpec, frame: pd.DataFrame, reference_dir: Path = REFERENCE_
     for c in spec.compare:
         renamed[f"{c} (paper)"] = f"{labels[c]} (paper)"
         renamed[f"{c} Δ"] = f"{labels[c]} Δ"
-        if spec.interval == c:
-            renamed[f"{c} 95% CI"] = f"{labels[c]} 95% CI"
+    if spec.interval in labels:
+        renamed[f"{spec.interval} 95% CI"] = f"{labels[spec.interval]} 95% CI"
     return table.rename(columns=renamed).reset_index(drop=True)
 
 
