@@ -1,0 +1,184 @@
+"""Faithfulness: rank correlation between saliency maps and occlusion maps (Grad-CAM Table 2; DESIGN 4.5).
+
+One pair per image: the GT class with the highest logit (among ``sample.labels``, which for VOC
+lists every class with a box, difficult ones included; for a single-label image, its label). The method's map for that class and the occlusion map (the
+``occlusion`` method on the same model, read from or written to ``OcclusionCache``) are compared at
+the model's input resolution (``S x S``, 224 for the paper's VGG-16) by Spearman's rho with
+average ranks for ties over all ``S*S`` pixels. A constant or non-finite map (either side) gives
+NaN, which is excluded from the mean and counted. Aggregation: mean rho over the finite values
+with a 95 % percentile bootstrap interval (``bootstrap`` resamples of the images, fixed ``seed``).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from scipy.stats import rankdata
+
+from benchmark.methods._occlusion_cache import OcclusionCache
+from benchmark.methods.occlusion import MAX_BATCH, Occlusion
+from benchmark.metrics.base import METRICS, Metric
+from benchmark.paths import cache_dir
+from benchmark.types import is_degenerate
+
+TABLE_COLUMNS = {"mean_rho": "mean rho", "ci95_low": "95% CI low", "ci95_high": "95% CI high",
+                 "n": "n", "n_nan": "n NaN"}
+SETTING_COLUMNS = ("patch", "stride", "fill")
+
+
+def spearman(a: np.ndarray, b: np.ndarray) -> float:
+    """Spearman's rho (average ranks for ties) of two equally sized arrays; NaN if one is constant."""
+    a, b = np.asarray(a, np.float64).ravel(), np.asarray(b, np.float64).ravel()
+    if a.shape != b.shape:
+        raise ValueError(f"spearman: {a.size} vs {b.size} values")
+    if is_degenerate(a) or is_degenerate(b):
+        return float("nan")
+    ra, rb = rankdata(a), rankdata(b)
+    ra -= ra.mean()
+    rb -= rb.mean()
+    return float(np.clip(ra @ rb / np.sqrt((ra @ ra) * (rb @ rb)), -1.0, 1.0))
+
+
+def bootstrap_mean_ci(values: np.ndarray, resamples: int, seed: int, level: float = 0.95) -> tuple[float, float]:
+    """Percentile bootstrap interval of the mean; NaNs for no values, ``(x, x)`` for one."""
+    values = np.asarray(values, np.float64)
+    if values.size == 0 or resamples < 1:
+        return float("nan"), float("nan")
+    rng = np.random.default_rng(seed)
+    means = np.empty(resamples)
+    chunk = max(1, 2_000_000 // values.size)  # bounded memory for long value lists
+    for start in range(0, resamples, chunk):
+        stop = min(resamples, start + chunk)
+        means[start:stop] = values[rng.integers(0, values.size, size=(stop - start, values.size))].mean(axis=1)
+    tail = 100 * (1 - level) / 2
+    return float(np.percentile(means, tail)), float(np.percentile(means, 100 - tail))
+
+
+def target_classes(samples, logits: torch.Tensor) -> torch.Tensor:
+    """LongTensor ``[B]``: per image, its GT label with the highest logit (first on ties)."""
+    out = []
+    for sample, row in zip(samples, logits.detach().float().cpu()):
+        labels = [int(c) for c in sample.labels]
+        if not labels:
+            raise ValueError(f"occlusion_correlation: image {sample.image_id!r} has no labels")
+        out.append(max(labels, key=lambda c: (row[c].item(), -c)))
+    return torch.tensor(out, dtype=torch.long)
+
+
+class OcclusionCorrelation(Metric):
+    name = "occlusion_correlation"
+    aggregation = ("mean_rho_percentile_bootstrap", 1)
+
+    def __init__(self, patch: int = 35, stride: int = 1, fill: float = 0.0, max_batch: int = MAX_BATCH,
+                 amp: bool = False, bootstrap: int = 10_000, seed: int = 0, cache_dir: str | None = None,
+                 figure_images: int = 4):
+        self.occlusion = {"patch": int(patch), "stride": int(stride), "fill": float(fill),
+                          "max_batch": int(max_batch), "amp": bool(amp)}
+        self.bootstrap, self.seed, self.figure_images = int(bootstrap), int(seed), int(figure_images)
+        self.cache_root = Path(cache_dir) if cache_dir else None
+        self._caches: dict = {}
+        self._figure: dict = {}
+
+    def settings(self):
+        return {**{k: v for k, v in self.occlusion.items() if k != "max_batch"},
+                "pair": "GT class with the highest logit", "correlation": "spearman, average ranks, all input pixels",
+                "bootstrap": self.bootstrap, "seed": self.seed, "interval": "95 % percentile bootstrap over images"}
+
+    def cache_for(self, model, info, prep, device) -> OcclusionCache:
+        """The occlusion cache of this model and preprocessing (one engine per model object)."""
+        key = (id(model), prep)
+        if key not in self._caches:
+            engine = Occlusion(model, info, **self.occlusion)
+            root = self.cache_root or cache_dir() / "occlusion"
+            self._caches[key] = OcclusionCache(root, engine, prep, device)
+        return self._caches[key]
+
+    def score_batch(self, samples, images, method, prep):
+        """One record per image: ``image_id, class_id, rho, degenerate, occlusion_degenerate``."""
+        with torch.inference_mode():
+            logits = method.model(images)
+        chosen = target_classes(samples, logits)
+        maps = method.explain(images, chosen.to(images.device)).maps[:, 0].float().cpu().numpy()
+        cache = self.cache_for(method.model, method.info, prep, images.device)
+        occlusion = cache.maps(samples, images, chosen)
+        self._remember(method, samples, prep)
+        rows = []
+        for sample, cls, saliency, occ in zip(samples, chosen.tolist(), maps, occlusion):
+            rows.append({"image_id": sample.image_id, "class_id": int(cls), "rho": spearman(saliency, occ),
+                         "degenerate": is_degenerate(saliency), "occlusion_degenerate": is_degenerate(occ)})
+        return rows
+
+    def _remember(self, method, samples, prep) -> None:
+        """Keep the first few samples (and what drew them) for the qualitative figure."""
+        held = self._figure.setdefault("samples", [])
+        if len(held) < self.figure_images:
+            held.extend(samples[: self.figure_images - len(held)])
+            self._figure.update(method=method, prep=prep)
+
+    def aggregate(self, records: pd.DataFrame) -> dict:
+        rho = records["rho"].to_numpy(np.float64)
+        finite = rho[np.isfinite(rho)]
+        low, high = bootstrap_mean_ci(finite, self.bootstrap, self.seed)
+        return {"mean_rho": float(finite.mean()) if finite.size else float("nan"), "ci95_low": low,
+                "ci95_high": high, "n": int(finite.size), "n_nan": int(rho.size - finite.size),
+                "n_images": int(rho.size), "n_degenerate": int(records["degenerate"].sum()),
+                "n_occlusion_degenerate": int(records["occlusion_degenerate"].sum())}
+
+    def write_artifacts(self, records: pd.DataFrame, run_dir: Path) -> Path | None:
+        """``fig1.png`` (Fig. 1-style panel) for the first images this run scored; None if none.
+
+        The run's method is drawn too (in place of the same-named standard row, so its options apply).
+        """
+        if self.figure_images < 1 or not self._figure.get("samples"):
+            return None
+        from benchmark.figures import write_fig1
+
+        method = self._figure["method"]
+        extra = {} if method.name == "occlusion" else {method.name: method}
+        prep = self._figure["prep"]
+        device = next(method.model.parameters()).device
+        return write_fig1(method.model, method.info, self._figure["samples"], prep, run_dir, n=self.figure_images,
+                          cache=self.cache_for(method.model, method.info, prep, device), extra=extra)
+
+
+def occlusion_table(frame: pd.DataFrame) -> pd.DataFrame:
+    """Rows model x method (finished ``occlusion_correlation`` runs), the Table-2 columns and setting."""
+    from benchmark.tables import METHOD_ORDER
+
+    columns = ["model", "method", "dataset", *TABLE_COLUMNS.values(), *SETTING_COLUMNS]
+    if frame.empty:
+        return pd.DataFrame(columns=columns)
+    done = frame[(frame["metric"] == OcclusionCorrelation.name) & (frame["status"] == "finished")]
+    if done.empty:
+        return pd.DataFrame(columns=columns)
+    table = done[["model", "method", "dataset", *TABLE_COLUMNS]].rename(columns=TABLE_COLUMNS)
+    setting = [json.loads((Path(p) / "summary.json").read_text()).get("protocol", {}) for p in done["path"]]
+    table[["n", "n NaN"]] = table[["n", "n NaN"]].astype("Int64")  # float after a merge with other metrics
+    for key in SETTING_COLUMNS:
+        table[key] = [s.get(key) for s in setting]
+    order = {m: i for i, m in enumerate(METHOD_ORDER)}
+    table = table.assign(_k=table["method"].map(lambda m: (order.get(m, len(order)), m)))
+    return table.sort_values(["model", "_k"]).drop(columns="_k").reset_index(drop=True)[columns]
+
+
+def write_occlusion_table(results_root: Path, out_dir: Path, experiment: str) -> pd.DataFrame:
+    """Build ``occlusion_table`` for one experiment and write ``<experiment>.md|csv|tex`` with notes."""
+    from benchmark.tables import collect, write_table
+
+    table = occlusion_table(collect(Path(results_root), experiment))
+    if not table.empty:
+        setting = "; ".join(sorted({f"patch {p}, stride {s}, fill {f}" for p, s, f in
+                                    zip(table["patch"], table["stride"], table["fill"])}))
+        notes = [f"Spearman rank correlation with occlusion maps ({setting}; fill in normalized input space), "
+                 "GT class with the highest logit, at the model's input resolution; mean over images with a "
+                 "95 % percentile bootstrap interval; n NaN: constant maps, excluded. Grad-CAM Table 2 used "
+                 "patch 35, stride 1 on 2510 VOC 2007 val images."]
+        write_table(table, Path(out_dir), experiment, f"{experiment}: rank correlation with occlusion", notes)
+    return table
+
+
+METRICS.register("occlusion_correlation", OcclusionCorrelation)
