@@ -15,7 +15,7 @@ ILSVRC := $(if $(DATA_ROOT),dataset.root=$(DATA_ROOT)/ilsvrc2012_val,)
 VOC_VAL := $(if $(DATA_ROOT),dataset.root=$(DATA_ROOT)/voc2007_val,)
 export PYTHONUNBUFFERED := 1
 
-.PHONY: help install demo test test-slow bench tables table1 table2 table3 pointing pointing-modified dashboard clean-results
+.PHONY: help install demo test test-slow bench bench-quick tables table1 table2 table3 pointing pointing-modified dashboard clean-results
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -35,7 +35,11 @@ demo: install ## embedded data, toy models, every demo experiment, the tables an
 	$(RUN) experiment=demo
 	$(RUN) experiment=demo_ablations
 	$(RUN) experiment=demo_layers
+	$(RUN) experiment=demo_pointing
+	$(RUN) experiment=demo_pointing_modified
+	$(RUN) experiment=demo_occlusion
 	$(PY) -m benchmark.tables --experiment demo
+	$(PY) -m benchmark.real_photos --out results/figures
 
 test: install ## the test suite (fast tests; under 10 minutes on 2 cores)
 	$(PY) -m pytest -q
@@ -43,8 +47,18 @@ test: install ## the test suite (fast tests; under 10 minutes on 2 cores)
 test-slow: install ## the slow tests only
 	$(PY) -m pytest -q -m slow
 
-bench: install ## speed and memory against captum and pytorch-grad-cam (results/bench/*.csv)
-	$(PY) -m benchmark.bench
+BENCH_ARGS ?=
+bench: install ## fast paths vs pytorch-grad-cam and Captum; tables printed, CSVs in results/bench (~7 min on 2 cores)
+	$(PY) -m benchmark.bench --out results/bench $(BENCH_ARGS)
+
+bench-quick: install ## the bench harness on the toy models (seconds): a smoke test
+	$(PY) -m benchmark.bench --quick --out results/bench/quick
+
+WANDB_ENTITY ?=
+WANDB_PROJECT ?= gradcam-benchmark
+dashboard: install ## build and save the W&B workspace (WANDB_ENTITY=... [WANDB_PROJECT=...])
+	@test -n "$(WANDB_ENTITY)" || { echo "set WANDB_ENTITY=<user or team>"; exit 2; }
+	$(PY) -m benchmark.dashboard --entity $(WANDB_ENTITY) --project $(WANDB_PROJECT) --save
 
 tables: install ## rebuild every table from the records under results/runs (merges shards first)
 	$(PY) -m benchmark.tables

@@ -26,6 +26,7 @@ class ModelConfig:
     multilabel: bool = False
     cam_head: Optional[str] = None  # linear layer after global pooling (CAM-compatible models)
     input_size: Optional[int] = None
+    torchray_arch: Optional[str] = None  # vgg16 | resnet50, with arch: torchray
 
 
 @dataclass

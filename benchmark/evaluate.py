@@ -86,10 +86,15 @@ def _collate(items):
 
 def ensure_dataset(dataset_cfg: dict) -> None:
     """Generate the embedded synthetic data when a dataset asks for it and it is missing."""
-    if dataset_cfg.get("generate") == "synthetic" and not (Path(dataset_cfg["root"]) / "manifest.parquet").is_file():
+    kind, root = dataset_cfg.get("generate"), Path(dataset_cfg["root"])
+    if kind == "synthetic" and not (root / "manifest.parquet").is_file():
         from data_prep.synthetic import generate
 
-        generate(Path(dataset_cfg["root"]).parents[1])
+        generate(root.parents[1])
+    elif kind == "synthetic_multi":
+        from data_prep.synthetic_multi import ensure_synthetic_multi
+
+        ensure_synthetic_multi(root)
 
 
 def evaluate(config: dict, run_dir: Path | None = None) -> dict:
@@ -165,6 +170,11 @@ def evaluate(config: dict, run_dir: Path | None = None) -> dict:
         "device": provenance.device_description(str(device)), "layer": getattr(method, "layer", None),
     }
     store.finalize(summary)
+    if hasattr(metric, "write_artifacts") and len(scored):
+        try:  # figures and curves beside the records; a plotting failure must not undo a finished run
+            metric.write_artifacts(scored, run_dir)
+        except Exception as err:  # noqa: BLE001
+            log.warning("artifacts for %s failed: %s", run_dir, err)
     write_json(run_dir / "timing.json", {"seconds": time.perf_counter() - start, "images_resumed": len(done_ids)})
     log.info("%s: %s", label, " ".join(f"{k}={v:.2f}" if isinstance(v, float) else f"{k}={v}"
                                        for k, v in summary["metrics"].items()))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 
 import hydra
 from omegaconf import DictConfig, OmegaConf
@@ -20,10 +21,16 @@ if not OmegaConf.has_resolver("shard_suffix"):
 @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="config")
 def main(cfg: DictConfig) -> None:
     config = OmegaConf.to_container(cfg, resolve=True)
+    if int(os.environ.get("SLURM_RESTART_COUNT", "0")) > 0:
+        config["force"] = False  # a requeued job resumes its parts instead of wiping them again
     from benchmark.tracking import tracked
 
     with tracked(config) as tracker:
-        summary = evaluate(config)
+        try:
+            summary = evaluate(config)
+        except Exception:
+            log.exception("run failed: %s", config["experiment_name"])  # the traceback reaches run.log too
+            raise
         tracker.log_summary(summary)
     if summary.get("skipped"):
         log.info("already finished (force=true to redo): %s", summary.get("run_dir"))

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from benchmark.tables import LOC_COLUMNS, TableSpec, write_table
+from benchmark.tables import LOC_COLUMNS, REFERENCE_DIR, TableSpec, write_table
 
 LOC = tuple(LOC_COLUMNS)
 DEMO_NOTE = ("Synthetic val split (500 ILSVRC-format images), toy models. The published numbers are "
@@ -78,10 +78,53 @@ def _layer_order(model: str, layers: list[str]) -> list[str]:
     return sorted(dict.fromkeys(layers), key=key)
 
 
-def extra_outputs(frame: pd.DataFrame, out: Path, experiment: str | None) -> list[Path]:
+def _with_reference(table: pd.DataFrame, csv: str, keys: list[str], ours: str, theirs: str, query: str = "") -> pd.DataFrame:
+    """Add the published column ``theirs`` (and our difference) beside ``ours``; unmatched rows stay."""
+    ref = pd.read_csv(REFERENCE_DIR / csv)
+    ref = ref.query(query) if query else ref
+    ref = ref[[*keys, theirs]].rename(columns={theirs: f"{ours} (paper)"})
+    merged = table.merge(ref, on=keys, how="outer")
+    merged[f"{ours} Δ"] = pd.to_numeric(merged[ours], errors="coerce") - merged[f"{ours} (paper)"]
+    return merged
+
+
+def metric_tables(frame: pd.DataFrame, out: Path, experiment: str | None, results: Path) -> list[Path]:
+    """The pointing, modified pointing and occlusion tables (built by their metric modules)."""
+    from benchmark.metrics.occlusion import write_occlusion_table
+    from benchmark.metrics.pointing import pointing_table
+    from benchmark.metrics.pointing_modified import pointing_modified_table
+
+    written: list[Path] = []
+    builders = {
+        "pointing": (pointing_table, "Pointing game (Zhang et al.): accuracy (%)"),
+        "pointing_modified": (pointing_modified_table, "Grad-CAM's modified pointing game: θ and accuracy (%)"),
+    }
+    for exp in ("demo_pointing", "demo_pointing_modified", "pointing", "pointing_modified"):
+        if experiment is not None and not exp.startswith(experiment):
+            continue
+        runs = frame[frame["experiment"] == exp] if len(frame) else frame
+        if not len(runs):
+            continue
+        build, title = builders[exp.removeprefix("demo_")]
+        table = build(runs)
+        if exp == "pointing":
+            table = _with_reference(table, "pointing.csv", ["model", "method", "dataset"], "all: class-mean acc (%)",
+                                    "accuracy", "subset == 'all'")
+        elif exp == "pointing_modified":
+            table = _with_reference(table, "pointing_modified.csv", ["method"], "accuracy (%)", "accuracy")
+        write_table(table, out, exp, title)
+        written.append(Path(out) / f"{exp}.md")
+    for exp in ("demo_occlusion", "table2_occlusion"):
+        if (experiment is None or exp.startswith(experiment)) and len(frame) and (frame["experiment"] == exp).any():
+            write_occlusion_table(results, out, exp)
+            written.append(Path(out) / f"{exp}.md")
+    return written
+
+
+def extra_outputs(frame: pd.DataFrame, out: Path, experiment: str | None, results: Path) -> list[Path]:
     """Plots and the tables owned by other metrics (pointing, occlusion)."""
     written: list[Path] = []
     for exp in ("demo_layers", "table3_layers"):
         if experiment is None or exp.startswith(experiment):
             written += layer_sweep_plot(frame, exp, out)
-    return written
+    return written + metric_tables(frame, out, experiment, results)

@@ -166,7 +166,7 @@ def main(argv: list[str] | None = None) -> None:
         write_table(table, out, spec.name, spec.title, spec.notes)
         print(to_markdown(table, spec.title, spec.notes))
         written.append(out / f"{spec.name}.md")
-    written += extra_outputs(frame, out, args.experiment)
+    written += extra_outputs(frame, out, args.experiment, results)
     print("tables written: " + (", ".join(map(str, written)) or "none (no finished runs)"))
 
 

@@ -30,10 +30,13 @@ def _stale(manifest_dir: Path, done: Path) -> bool:
     return done.is_file() and parquet.stat().st_mtime < done.stat().st_mtime
 
 
-def prepare_all(root: Path, force: bool = False) -> dict[str, Path]:
-    """Generate the scenes under ``root`` if needed and write the manifest of every split."""
+def prepare_all(root: Path, force: bool = False, **counts) -> dict[str, Path]:
+    """Generate the scenes under ``root`` if needed and write the manifest of every split.
+
+    ``counts`` (``n_train``, ``n_val``, ``n_test``) go to ``generate_multi`` (its defaults otherwise).
+    """
     root = Path(root)
-    generate_multi(root, force=force)
+    generate_multi(root, force=force, **counts)
     written = {}
     for split in SPLITS:
         out = root / "manifests" / split

@@ -2,11 +2,14 @@
 
 import os
 
-import benchmark  # noqa: F401
-import pytest
-import torch
+os.environ["WANDB_MODE"] = "disabled"  # W&B stays off unless a test asks for offline mode
 
-torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
+import benchmark  # noqa: E402,F401
+import pytest  # noqa: E402
+import torch  # noqa: E402
+
+# One thread: the tests' tiny forwards gain nothing from more, and lose a lot on a shared machine.
+torch.set_num_threads(1)
 
 
 @pytest.fixture(scope="session")

@@ -67,7 +67,11 @@ class Preprocess:
         return F.interpolate(maps[None], size=(h, w), mode="bilinear", align_corners=False)[0]
 
     def boxes_to_input(self, boxes_xyxy: np.ndarray, orig_hw: tuple[int, int]) -> np.ndarray:
-        """Map original-resolution inclusive boxes into input coordinates (clipped to the input)."""
+        """Map original-resolution inclusive boxes into input coordinates (clipped to the input).
+
+        A box narrower than one input pixel keeps at least one pixel; a box wholly outside the
+        center crop becomes ``(-1, -1, -1, -1)`` (not visible to the model).
+        """
         h, w = orig_hw
         rh, rw = self._resized_hw(h, w)
         top, left = self.crop_offset(h, w) if self.mode == "center_crop" else (0, 0)
@@ -75,4 +79,11 @@ class Preprocess:
         sx, sy = rw / w, rh / h
         out = np.stack([b[:, 0] * sx - left, b[:, 1] * sy - top, (b[:, 2] + 1) * sx - 1 - left,
                         (b[:, 3] + 1) * sy - 1 - top], axis=1)
-        return np.clip(np.round(out), 0, self.size - 1).astype(np.int64)
+        out = np.round(out)
+        out[:, 2] = np.maximum(out[:, 2], out[:, 0])
+        out[:, 3] = np.maximum(out[:, 3], out[:, 1])
+        last = self.size - 1
+        visible = (out[:, 2] >= 0) & (out[:, 3] >= 0) & (out[:, 0] <= last) & (out[:, 1] <= last)
+        out = np.clip(out, 0, last).astype(np.int64)
+        out[~visible] = -1
+        return out

@@ -73,6 +73,7 @@ def default_checkpoint(name: str) -> Path:
 
 def _build_toy(arch: str, name: str, weights: str | None, checkpoint: str | None,
                num_classes: int = 10, multilabel: bool = False, **_) -> tuple[nn.Module, ModelInfo]:
+    """Build a toy model; without a checkpoint file its recipe (single- or multi-label) makes one."""
     model = ARCHS[arch](num_classes)
     info = ModelInfo(name=name, num_classes=num_classes, input_size=TOY_INPUT,
                      cam_head="fc" if arch == "toy_gap" else None, multilabel=multilabel)
@@ -81,10 +82,15 @@ def _build_toy(arch: str, name: str, weights: str | None, checkpoint: str | None
     else:
         raise ValueError(f"model {name!r}: weights={weights!r} not understood; use null (trained toy weights) or 'random'")
     if path is not None:
-        if not path.is_file() and checkpoint is None:
-            from benchmark.train import train_toy  # trained on first use, then cached
+        if not path.is_file() and checkpoint is None:  # trained on first use, then cached
+            if multilabel:
+                from benchmark.finetune import train_multilabel_toy
 
-            train_toy(name)
+                train_multilabel_toy(name)
+            else:
+                from benchmark.train import train_toy
+
+                train_toy(name)
         load_state(model, load_checkpoint(path), str(path))
         info.checkpoint = str(path)
         meta = path.with_suffix(".json")
@@ -96,10 +102,10 @@ def _build_toy(arch: str, name: str, weights: str | None, checkpoint: str | None
 
 
 @MODELS.register("toy_vgg")
-def build_toy_vgg(**kwargs):
+def build_toy_vgg(arch=None, **kwargs):
     return _build_toy("toy_vgg", **kwargs)
 
 
 @MODELS.register("toy_gap")
-def build_toy_gap(**kwargs):
+def build_toy_gap(arch=None, **kwargs):
     return _build_toy("toy_gap", **kwargs)

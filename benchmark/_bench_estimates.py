@@ -1,0 +1,146 @@
+"""Wall-time estimates of the paper's evaluations from one ``benchmark.bench`` run.
+
+Estimate = images x (forward-equivalents per image) / (forward images per second on the device).
+
+* Forward-equivalents per image come from this run: a method's median time divided by the plain
+  forward's on the same model and batch (Grad-CAM/CAM: ``ours kK / forward``; pixel-space methods,
+  also standing in for excitation backprop, one backward to the input: ``ours guided kK / forward``
+  on the pixel-section model, c-MWP counted twice; occlusion at stride 1: ``H*W + 1`` forwards).
+  These ratios are assumed to carry over from this CPU to a GPU (forward and backward kernels keep
+  roughly their cost ratio).
+* Forward images/s on the device: measured when the bench ran on CUDA (batch of this run, so a
+  lower bound); otherwise an assumption: ``gpu_tflops`` effective TFLOP/s at ``2 x GMACs`` per image
+  (GMACs from torchvision's weight metadata). Models without a measured ratio use the nearest
+  measured model's ratios.
+* CPU work per image (JPEG decode + preprocessing, and per map the post-processing: resize to the
+  original size, box or argmax), measured in this run on one core, is listed in core-hours: it runs
+  beside the GPU in loader/pool workers and needs enough cores to keep up.
+* ``time_this_cpu``: the same forward-equivalents at this run's measured CPU forward rate (models
+  not measured: scaled by GMACs from the nearest measured one).
+"""
+
+from __future__ import annotations
+
+import torchvision.models as tvm
+
+GPU_TFLOPS = 25.0  # an A100-class GPU in TF32 sustains about this on ResNet-50/VGG-16 inference
+# (experiment, images, model, method family, maps per image)
+PLAN = [
+    ("Table 1 ILSVRC val", 50_000, "vgg16", "grad_cam", 1),
+    ("Table 1 ILSVRC val", 50_000, "vgg16", "pixel", 1),
+    ("Table 1 ILSVRC val", 50_000, "vgg16", "c-mwp", 1),
+    ("Table 1 ILSVRC val", 50_000, "alexnet", "grad_cam", 1),
+    ("Table 1 ILSVRC val", 50_000, "alexnet", "c-mwp", 1),
+    ("Table 1 ILSVRC val", 50_000, "googlenet", "grad_cam", 2),  # Grad-CAM and CAM
+    ("Table 2 VOC07 (2510 imgs)", 2_510, "vgg16", "occlusion", 1),
+    ("Table 2 VOC07 (2510 imgs)", 3 * 2_510, "vgg16", "pixel", 1),  # guided BP, c-MWP, guided Grad-CAM
+    ("Table 3 ablations (6 variants)", 6 * 50_000, "vgg16", "grad_cam", 1),
+    # pointing: every method priced as a pixel-space one (an upper bound); ~1.5 (VOC) and ~2.9 (COCO)
+    # GT classes per image, priced with the K-class factor of this run; modified game: top-5
+    ("Pointing VOC07 test, 8 methods", 8 * 4_952, "vgg16", "pixel", 2),
+    ("Pointing VOC07 test, 8 methods", 8 * 4_952, "resnet50", "pixel", 2),
+    ("Pointing COCO14 val, 8 methods", 8 * 40_137, "vgg16", "pixel", 3),
+    ("Pointing COCO14 val, 8 methods", 8 * 40_137, "resnet50", "pixel", 3),
+    ("Modified pointing VOC07, 2 methods", 2 * 4_952, "vgg16", "grad_cam", 5),
+]
+
+
+def gmacs(model: str) -> float | None:
+    """Multiply-accumulates per 224 x 224 image (billions), from torchvision's weight metadata."""
+    try:
+        return float(tvm.get_model_weights(model).DEFAULT.meta["_ops"])
+    except (ValueError, KeyError, AttributeError):
+        return None
+
+
+def _median(rows, section, model, contender):
+    for r in rows:
+        if r["section"] == section and r["model"] == model and r["contender"] == contender:
+            return r["median_s"]
+    return None
+
+
+def factors(rows: list[dict], k: int) -> dict:
+    """Forward-equivalents per image measured in this run: ``{(model, family, classes): factor}``."""
+    out = {}
+    for model in {r["model"] for r in rows if r["section"] == "grad_cam"}:
+        fwd = _median(rows, "grad_cam", model, "forward")
+        for kk in (1, k):
+            gc = _median(rows, "grad_cam", model, f"ours k{kk}")
+            if fwd and gc:
+                out[(model, "grad_cam", kk)] = gc / fwd
+    for model in {r["model"] for r in rows if r["section"] == "pixel"}:
+        fwd = _median(rows, "grad_cam", model, "forward")
+        for kk in (1, k):
+            px = _median(rows, "pixel", model, f"ours guided k{kk}")
+            if fwd and px:
+                out[(model, "pixel", kk)] = px / fwd
+    return out
+
+
+def _factor(f: dict, model: str, family: str, maps: int, k: int, size: int) -> float | None:
+    if family == "occlusion":
+        return size * size + 1.0
+    base = "pixel" if family in ("pixel", "c-mwp") else "grad_cam"
+    kk = 1 if maps == 1 else k
+    candidates = [m for (m, fam, c) in f if fam == base and c == kk]
+    if not candidates:
+        return None
+    known = [m for m in candidates if gmacs(m) is not None]
+    if model in candidates:
+        near = model
+    elif known and gmacs(model) is not None:
+        near = min(known, key=lambda m: abs(gmacs(m) - gmacs(model)))
+    else:
+        near = sorted(candidates)[0]
+    value = f[(near, base, kk)]
+    return 2 * value if family == "c-mwp" else value
+
+
+def duration(hours: float) -> str:
+    """``2 d 3 h``, ``5 h 12 min``, ``14 min``, ``40 s``: a readable wall time."""
+    seconds = hours * 3600
+    if seconds >= 86400:
+        return f"{int(seconds // 86400)} d {int(seconds % 86400 // 3600)} h"
+    if seconds >= 3600:
+        return f"{int(seconds // 3600)} h {int(seconds % 3600 // 60)} min"
+    return f"{seconds / 60:.0f} min" if seconds >= 60 else f"{seconds:.0f} s"
+
+
+def _cpu_forward_ips(rows: list[dict], model: str) -> float | None:
+    """Forward images/s measured in this run, scaled by GMACs from the nearest measured model."""
+    measured = {r["model"]: r["maps_per_s"] for r in rows if r["section"] == "grad_cam" and r["contender"] == "forward"}
+    if model in measured:
+        return measured[model]
+    known = [m for m in measured if gmacs(m) is not None]
+    if not known or gmacs(model) is None:
+        return None
+    near = min(known, key=lambda m: abs(gmacs(m) - gmacs(model)))
+    return measured[near] * gmacs(near) / gmacs(model)
+
+
+def estimates(rows: list[dict], post_rows: list[dict], k: int, gpus: int, measured_fwd_ips: dict | None,
+              gpu_tflops: float = GPU_TFLOPS, size: int = 224) -> list[dict]:
+    """One row per planned job: forward-equivalents, wall time on 1 and on ``gpus`` GPUs and on
+    this machine's CPU, and the CPU core-hours of decoding, preprocessing and post-processing."""
+    f = factors(rows, k)
+    per = {r["step"]: r.get("median_ms") for r in post_rows}
+    decode_ms = (per.get("jpeg decode (PIL)") or 0.0) + (per.get("preprocess to 224") or 0.0)
+    post_ms = per.get("post-processing total") or 0.0
+    out = []
+    for experiment, images, model, family, maps in PLAN:
+        factor = _factor(f, model, family, maps, k, size)
+        measured = (measured_fwd_ips or {}).get(model)
+        if factor is None or (measured is None and gmacs(model) is None):
+            continue
+        ips = measured or gpu_tflops * 1e12 / (2 * gmacs(model) * 1e9)
+        hours = images * factor / ips / 3600
+        cpu_ips = _cpu_forward_ips(rows, model)
+        cpu_ms = decode_ms + (0.0 if family == "occlusion" else maps * post_ms)
+        out.append({"experiment": experiment, "model": model, "method": family, "images": images,
+                    "maps_per_image": maps, "forward_equiv_per_image": factor, "forward_ips": ips,
+                    "forward_ips_source": "measured" if measured else f"assumed {gpu_tflops:g} TFLOP/s",
+                    "hours_1_gpu": hours, "time_1_gpu": duration(hours), f"time_{gpus}_gpus": duration(hours / gpus),
+                    "time_this_cpu": None if cpu_ips is None else duration(images * factor / cpu_ips / 3600),
+                    "cpu_core_hours": images * cpu_ms / 1e3 / 3600})
+    return out

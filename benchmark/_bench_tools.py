@@ -1,0 +1,143 @@
+"""The contenders ``benchmark.bench`` times: this suite's methods and the tools users would pick instead.
+
+Each competitor is used through its natural public API, as its documentation shows, on the same
+frozen model object, batch and classes:
+
+* pytorch-grad-cam (``grad-cam`` package): ``GradCAM(model, target_layers=[layer])`` called with one
+  ``ClassifierOutputTarget`` per image; K classes per image are K calls. Its backward needs a graph
+  through the whole model: on a frozen model the cheapest way to get one is an input that requires
+  grad (then no weight gradient is computed; with trainable parameters, as in its README, it would
+  also compute every weight gradient, which is slower still). It returns min-max normalized maps.
+* Captum: ``LayerGradCam(model, layer).attribute(x, target=..., relu_attributions=True)`` followed by
+  ``LayerAttribution.interpolate(..., "bilinear")`` (Grad-CAM at input size); ``GuidedBackprop`` and
+  ``Saliency`` reduced by ``max_c |.|`` as this suite's pixel maps are; ``Occlusion`` with the same
+  window, stride and baseline. K classes are K ``attribute`` calls.
+* The plain forward pass under ``torch.no_grad`` is the floor every method is compared with.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import torch
+
+from benchmark._bench_fast import trunk_autocast
+from benchmark._bench_timing import Contender, split_calls
+from benchmark.methods import build_method
+from benchmark.models.base import resolve_layer
+
+
+def forward(model, images, device, k: int) -> Contender:
+    """The floor: one forward pass without graph, ``B`` outputs (counted as ``B * k`` maps' worth)."""
+    def run():
+        with torch.no_grad():
+            return model(images)
+    return Contender("forward", "torch.no_grad forward", run, images.shape[0], 0)
+
+
+def ours(name: str, model, info, images, class_ids, tag: str = "ours", **options) -> Contender:
+    """This suite's ``name`` method for all ``class_ids [B, K]`` in one call."""
+    method = build_method(name, model, info, **options)
+    return Contender(f"{tag} k{class_ids.shape[1]}", tag, lambda: method.explain(images, class_ids).maps,
+                     images.shape[0] * class_ids.shape[1], class_ids.shape[1])
+
+
+def ours_fast(fast_model, info, images, class_ids, device, low_precision: bool) -> Contender:
+    """Grad-CAM on a channels-last copy of the model (``channels_last_copy``), optionally with a
+    low-precision trunk (``trunk_autocast``)."""
+    x = images.contiguous(memory_format=torch.channels_last)
+    method = build_method("grad_cam", fast_model, info)
+    tag = "ours cl+amp" if low_precision else "ours cl"
+
+    def run():
+        if not low_precision:
+            return method.explain(x, class_ids).maps
+        with trunk_autocast(fast_model, method.layer, device):
+            return method.explain(x, class_ids).maps
+
+    return Contender(f"{tag} k{class_ids.shape[1]}", tag, run, images.shape[0] * class_ids.shape[1],
+                     class_ids.shape[1])
+
+
+def _split(tag: str, calls, images, k: int, device) -> list[Contender]:
+    if k == 1:
+        return [Contender(f"{tag} k1", tag, calls[0], images.shape[0], 1)]
+    one = Contender(f"{tag} k1", tag, None, images.shape[0], 1)
+    many = Contender(f"{tag} k{k}", tag, split_calls(calls, one.times, device), images.shape[0] * k, k,
+                     split=one.name, warm=calls[0])
+    return [many, one]
+
+
+class PytorchGradCam:
+    """pytorch-grad-cam's ``GradCAM`` on ``layer``; ``close()`` removes the hooks it keeps."""
+
+    tag = "pytorch-grad-cam"
+
+    def __init__(self, model, layer: str):
+        from pytorch_grad_cam import GradCAM
+
+        self.cam = GradCAM(model=model, target_layers=[resolve_layer(model, layer)])
+
+    def maps(self, images, ids_k: torch.Tensor) -> torch.Tensor:
+        from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
+
+        x = images.detach().requires_grad_(True)  # a graph through the frozen model (see module doc)
+        out = self.cam(input_tensor=x, targets=[ClassifierOutputTarget(int(c)) for c in ids_k])
+        return torch.from_numpy(out)
+
+    def contenders(self, images, class_ids, device) -> list[Contender]:
+        calls = [lambda j=j: self.maps(images, class_ids[:, j]) for j in range(class_ids.shape[1])]
+        return _split(self.tag, calls, images, class_ids.shape[1], device)
+
+    def close(self) -> None:
+        self.cam.activations_and_grads.release()
+
+
+def captum_grad_cam(model, layer: str):
+    """``maps(images, ids_k) -> [B, H, W]`` with Captum's ``LayerGradCam`` at input size."""
+    from captum.attr import LayerAttribution, LayerGradCam
+
+    explainer = LayerGradCam(model, resolve_layer(model, layer))
+
+    def maps(images, ids_k):
+        attr = explainer.attribute(images, target=ids_k, relu_attributions=True)
+        return LayerAttribution.interpolate(attr, tuple(images.shape[-2:]), interpolate_mode="bilinear")[:, 0]
+    return maps
+
+
+def captum_pixel(model, kind: str):
+    """``maps(images, ids_k) -> [B, H, W]``: Captum ``GuidedBackprop`` or ``Saliency``, ``max_c |.|``."""
+    from captum.attr import GuidedBackprop, Saliency
+
+    explainer = GuidedBackprop(model) if kind == "guided_backprop" else Saliency(model)
+
+    def maps(images, ids_k):
+        return explainer.attribute(images, target=ids_k).abs().amax(1)
+    return _quiet_maps(maps)
+
+
+def captum_occlusion(model, patch: int, stride: int, fill: float):
+    """``maps(images, ids_k) -> [B, H, W]``: Captum ``Occlusion``, one window over all channels."""
+    from captum.attr import Occlusion
+
+    explainer = Occlusion(model)
+
+    def maps(images, ids_k):
+        return explainer.attribute(images, sliding_window_shapes=(images.shape[1], patch, patch),
+                                   strides=(images.shape[1], stride, stride), baselines=fill, target=ids_k)[:, 0]
+    return maps
+
+
+def _quiet_maps(maps):
+    """Captum warns on every call that it set ``requires_grad`` on the input; silence that."""
+    def run(images, ids_k):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)
+            return maps(images, ids_k)
+    return run
+
+
+def captum_contenders(maps, images, class_ids, device, tag: str = "captum") -> list[Contender]:
+    """K one-class Captum calls as a split contender (``tag kK``, fills ``tag k1``)."""
+    calls = [lambda j=j: maps(images, class_ids[:, j]) for j in range(class_ids.shape[1])]
+    return _split(tag, calls, images, class_ids.shape[1], device)

@@ -1,0 +1,173 @@
+"""``make bench``: this suite's fast paths measured against the tools users would pick instead.
+
+    python -m benchmark.bench [--device cpu|cuda] [--quick] [--out results/bench] [--budget 540]
+
+One process, one model object per comparison, the same batch and classes for every contender;
+a warm-up round, then interleaved rounds (median, min/max, quartiles) within a time budget.
+Sections: Grad-CAM (ours, pytorch-grad-cam, Captum ``LayerGradCam``, a plain forward, channels-last
+and low-precision-trunk variants) on VGG-16 and ResNet-50 with random weights; guided backprop and
+gradient vs Captum; occlusion vs Captum; per-image CPU work (decode, preprocessing, localization
+post-processing); a long run checking memory growth and that no hook or autograd graph survives;
+and wall-time estimates of the paper's tables derived from these numbers. Writes CSV files under
+``--out`` and prints every table. ``--quick`` runs the same code on tiny inputs (a smoke test).
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+import benchmark  # noqa: F401  (makes torchvision importable on a CPU-only torch)
+from benchmark import _bench_compare as compare
+from benchmark import _bench_estimates, _bench_memory, _bench_post
+from benchmark import _bench_report as report
+from benchmark import provenance
+from benchmark.data.manifest import atomic_write_bytes
+from benchmark.models import build_model
+
+FULL = {"models": ("resnet50", "vgg16"), "batch": 8, "size": 224, "k": 5, "rounds": (2, 6),
+        "budget": {"resnet50": 0.12, "vgg16": 0.36, "pixel": 0.15, "occlusion": 0.10},
+        "pixel_model": "resnet50", "occlusion": {"model": "resnet50", "batch": 2, "patch": 35, "stride": 28},
+        "post_images": 64, "post_rounds": 3,
+        "memory": {"model": "resnet50", "images": 2000, "batch": 8, "size": 48}, "targets": True}
+# quick: the toy models with random weights (a GAP head like ResNet-50's, an FC head like VGG-16's)
+QUICK = {"models": ("toy_gap", "toy_vgg"), "batch": 2, "size": 64, "k": 2, "rounds": (1, 1),
+         "budget": {"toy_gap": 0.3, "toy_vgg": 0.3, "pixel": 0.2, "occlusion": 0.1},
+         "pixel_model": "toy_gap", "occlusion": {"model": "toy_gap", "batch": 1, "patch": 15, "stride": 8},
+         "post_images": 4, "post_rounds": 1,
+         "memory": {"model": "toy_gap", "images": 32, "batch": 8, "size": 64}, "targets": False}
+TOYS = ("toy_gap", "toy_vgg")  # built with weights="random" (no training run on first use)
+THROUGHPUT_COLUMNS = ["model", "contender", "classes", "maps_per_call", "rounds", "median_s", "q1_s", "q3_s",
+                      "min_s", "max_s", "maps_per_s", "peak_extra_mb"]
+
+
+def _batch(info, cfg, device, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    images = torch.randn(cfg["batch"], 3, cfg["size"], cfg["size"], generator=g).to(device)
+    ids = torch.randint(0, info.num_classes, (cfg["batch"], cfg["k"]), generator=g).to(device)
+    return images, ids
+
+
+def _model(name, device):
+    model, info = build_model(name, weights="random" if name in TOYS else None)
+    return model.to(device), info
+
+
+def _say(text: str) -> None:
+    print(text, flush=True)
+
+
+def _model_sections(name: str, cfg: dict, device, budget_s: float, rows: list, checks: list, notes: list) -> None:
+    """Grad-CAM on ``name``; pixel-space and occlusion sections too where ``cfg`` names this model."""
+    model, info = _model(name, device)
+    images, ids = _batch(info, cfg, device)
+    r, c = compare.grad_cam(name, model, info, images, ids, device, cfg["budget"][name] * budget_s, cfg["rounds"])
+    rows += r
+    checks += c
+    _say(report.table(r, THROUGHPUT_COLUMNS, f"\nGrad-CAM, {name}, batch {cfg['batch']}, {cfg['size']}px"))
+    if name == cfg["pixel_model"]:
+        r, c = compare.pixel(name, model, info, images, ids, device, cfg["budget"]["pixel"] * budget_s, cfg["rounds"])
+        rows += r
+        checks += c
+        _say(report.table(r, THROUGHPUT_COLUMNS, f"\nGuided backprop and gradient, {name}"))
+    occ = cfg["occlusion"]
+    if name == occ["model"]:
+        r, note = compare.occlusion(name, model, info, images[:occ["batch"]], ids[:occ["batch"]], device,
+                                    cfg["budget"]["occlusion"] * budget_s, cfg["rounds"], occ["patch"], occ["stride"])
+        rows += r
+        notes.append(note)
+        _say(note)
+        if r:
+            _say(report.table(r, THROUGHPUT_COLUMNS + ["windows_per_image", "forward_images_per_s"],
+                              f"\nOcclusion, {name}, {occ['batch']} images"))
+
+
+def _memory_section(cfg: dict, device) -> tuple[list[dict], list[dict]]:
+    """The long run through Grad-CAM and guided backprop, and its pass/fail checks."""
+    mem = cfg["memory"]
+    model, info = _model(mem["model"], device)
+    rows = [_bench_memory.long_run(mem["model"], model, info, method, mem["images"], mem["batch"], mem["size"],
+                                   device=device) for method in ("grad_cam", "guided_backprop")]
+    _say(report.table(rows, ["model", "method", "images", "input_size", "seconds", "images_per_s",
+                             "rss_after_warmup_mb", "rss_end_mb", "rss_growth_mb", "peak_rss_mb",
+                             "saved_tensors_seen", "saved_tensors_surviving", "hooks_left", "live_graph_tensors"],
+                      "\nLong run: memory and leaks"))
+    checks = report.memory_checks(rows)
+    _say(report.table(checks, ["check", "value", "holds"], "\nLong-run checks"))
+    return rows, checks
+
+
+def run(cfg: dict, device: torch.device, out: Path, budget_s: float, gpus: int) -> dict:
+    """Run every section; write CSVs under ``out``; return the tables as lists of rows."""
+    rows, checks, notes = [], [], []
+    for name in cfg["models"]:
+        _model_sections(name, cfg, device, budget_s, rows, checks, notes)
+        gc.collect()
+    _say(report.table(checks, ["section", "model", "compared", "max_normalized_diff", "min_pearson", "max_rel_diff"],
+                      "\nAgreement of maps (ours vs the other tool, same inputs and classes)"))
+    post = _bench_post.run(cfg["post_images"], cfg["post_rounds"])
+    _say(report.table(post, ["step", "images", "median_ms", "q1_ms", "q3_ms", "images_per_s", "count"],
+                      "\nPer-image CPU work at ILSVRC-like sizes (one thread)"))
+    memory, mem_checks = _memory_section(cfg, device)
+    ratios = report.ratios(rows, cfg["k"], with_targets=cfg["targets"])  # targets are for the full setting
+    _say(report.table(ratios, ["model", "ratio", "value", "min", "max", "best", "target", "holds"],
+                      "\nRatios: throughput ours/theirs per map (or cost / forward); value = median of per-round "
+                      "ratios [min, max over rounds]; best = ratio of the fastest calls; targets judged on value"))
+    measured = None
+    if device.type == "cuda":  # forward images/s measured on the GPU replace the assumption
+        measured = {r["model"]: r["maps_per_s"] for r in rows
+                    if r["section"] == "grad_cam" and r["contender"] == "forward"}
+    est = _bench_estimates.estimates(rows, post, cfg["k"], gpus, measured)
+    _say(report.table(est, ["experiment", "model", "method", "images", "maps_per_image", "forward_equiv_per_image",
+                            "forward_ips", "forward_ips_source", "time_1_gpu", f"time_{gpus}_gpus", "time_this_cpu",
+                            "cpu_core_hours"],
+                      "\nEstimated wall time of the paper's evaluations (see benchmark/_bench_estimates.py)"))
+    tables = {"throughput": rows, "agreement": checks, "post": post, "memory": memory,
+              "memory_checks": mem_checks, "ratios": ratios, "estimates": est}
+    for name, table_rows in tables.items():
+        report.write_csv(out / f"{name}.csv", table_rows)
+    return {**tables, "notes": notes}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmark.bench", description=__doc__.splitlines()[0])
+    parser.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
+    parser.add_argument("--quick", action="store_true", help="tiny inputs, one round: a smoke test of the harness")
+    parser.add_argument("--out", default="results/bench", type=Path, help="folder for the CSV files")
+    parser.add_argument("--budget", type=float, default=None,
+                        help="seconds shared by the timed sections (default 480, quick 20); rounds adapt to it")
+    parser.add_argument("--gpus", type=int, default=8, help="GPU count for the N-GPU wall-time estimates")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch intra-op threads (default: torch's choice, one per core; quick: 1)")
+    args = parser.parse_args(argv)
+    if args.device == "cuda" and not torch.cuda.is_available():
+        parser.error("--device cuda: no CUDA device is available to this torch build")
+    cfg = QUICK if args.quick else FULL
+    budget = args.budget if args.budget is not None else (20.0 if args.quick else 480.0)
+    device = torch.device(args.device)
+    threads = args.threads or (1 if args.quick else None)
+    if threads:
+        torch.set_num_threads(threads)
+    start, load0 = time.perf_counter(), os.getloadavg()
+    _say(f"benchmark.bench: {'quick' if args.quick else 'full'} run on {provenance.device_description(str(device))}, "
+         f"torch {torch.__version__}, load average {load0[0]:.2f}, budget {budget:.0f} s")
+    result = run(cfg, device, args.out, budget, args.gpus)
+    wall = time.perf_counter() - start
+    meta = {"wall_s": wall, "quick": args.quick, "device": provenance.device_description(str(device)),
+            "threads": torch.get_num_threads(), "cpus": os.cpu_count(), "load_avg_start": load0,
+            "load_avg_end": os.getloadavg(), "budget_s": budget, "settings": cfg, "notes": result["notes"],
+            "versions": provenance.versions(), "git": provenance.git_state()}
+    atomic_write_bytes(args.out / "run.json", json.dumps(meta, indent=2, default=str).encode())
+    _say(f"\nwall time {wall:.0f} s; load average {meta['load_avg_end'][0]:.2f} at the end; CSVs in {args.out}/")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,126 @@
+"""The pointing game (Zhang et al., ECCV 2016, "Top-down neural attention by excitation backprop";
+Grad-CAM paper Sec. 4.3; DESIGN 4.3).
+
+For every GT class of an image (see ``_pointing_core`` for skipped classes and the GT region) the
+map of that class is resized to the original resolution and its first maximum (row-major) is the
+point; the point hits when a GT pixel of the class lies at distance ``< tolerance_px`` (15). All
+classes of an image are explained in one pass (``class_ids [B, K]``, rows padded with a repeated
+class whose extra maps are dropped). A degenerate map (non-finite or constant) is a miss, flagged.
+
+Aggregation ``class_mean_and_pooled`` v1, in %: ``acc_class_mean`` (mean over classes of the
+per-class hit rate: the published accuracy), ``acc_pooled`` (hits / records), and both again on
+the difficult subset, with counts.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from benchmark.data.manifest import atomic_write_bytes
+from benchmark.metrics._pointing_core import check_region, in_difficult_subset, pad_rows, point_and_hit, scored_classes
+from benchmark.metrics.base import METRICS, Metric
+
+TOLERANCE_PX = 15
+
+
+class Pointing(Metric):
+    name = "pointing"
+    aggregation = ("class_mean_and_pooled", 1)
+
+    def __init__(self, tolerance_px: float = TOLERANCE_PX, region: str = "auto", skip_difficult: bool = True):
+        self.tolerance_px, self.region = float(tolerance_px), check_region(region)
+        self.skip_difficult = bool(skip_difficult)
+
+    def settings(self):
+        return {"tolerance_px": self.tolerance_px, "region": self.region, "skip_difficult": self.skip_difficult,
+                "point": "first argmax, row-major, at original resolution",
+                "difficult_subset": "class box union < 1/4 of the image and another class present"}
+
+    def score_batch(self, samples, images, method, prep):
+        """Maps ``[B, K, S, S]`` of every scored class of ``images [B, 3, S, S]`` in one call; one
+        record per (image, class), each map resized to its image's original size first."""
+        classes = [scored_classes(s, self.region, self.skip_difficult) for s in samples]
+        if not any(classes):
+            return []
+        ids, counts = pad_rows(classes)
+        maps = method.explain(images, ids).maps
+        rows = []
+        for i, sample in enumerate(samples):
+            if counts[i] == 0:
+                continue
+            orig = prep.to_original(maps[i, :counts[i]], sample.orig_size_hw).cpu().numpy()
+            rows += [self.score_one(sample, c, m) for c, m in zip(classes[i], orig)]
+        return rows
+
+    def score_one(self, sample, class_id: int, saliency) -> dict:
+        """Record for one (image, class): point ``(x, y)``, hit, map maximum, flags."""
+        return {"image_id": sample.image_id, "class_id": int(class_id),
+                **point_and_hit(sample, class_id, saliency, self.region, self.tolerance_px),
+                "difficult_subset": in_difficult_subset(sample, class_id)}
+
+    def aggregate(self, records: pd.DataFrame) -> dict:
+        out = {"n_images": int(records["image_id"].nunique()), "n_degenerate": int(records["degenerate"].sum())}
+        out.update(hit_rates(records, ""))
+        out.update(hit_rates(records[records["difficult_subset"].astype(bool)], "difficult_"))
+        return out
+
+    def write_artifacts(self, records: pd.DataFrame, run_dir: Path) -> list[Path]:
+        """``pointing_per_class.csv``: per-class counts and hit rates (all and difficult)."""
+        path = Path(run_dir) / "pointing_per_class.csv"
+        atomic_write_bytes(path, per_class(records).to_csv(index=False).encode())
+        return [path]
+
+
+def hit_rates(records: pd.DataFrame, prefix: str) -> dict:
+    """Class-mean and pooled hit rates in % (``None`` when there is no record)."""
+    if len(records) == 0:
+        return {f"{prefix}acc_class_mean": None, f"{prefix}acc_pooled": None, f"{prefix}n_records": 0,
+                f"{prefix}n_classes": 0}
+    hit = records["hit"].astype(bool)
+    return {f"{prefix}acc_class_mean": float(100.0 * hit.groupby(records["class_id"]).mean().mean()),
+            f"{prefix}acc_pooled": float(100.0 * hit.mean()), f"{prefix}n_records": int(len(records)),
+            f"{prefix}n_classes": int(records["class_id"].nunique())}
+
+
+def per_class(records: pd.DataFrame) -> pd.DataFrame:
+    """One row per class: records, hits and hit rate (%), overall and on the difficult subset."""
+    r = records.assign(hit=records["hit"].astype(bool), difficult=records["difficult_subset"].astype(bool))
+    rows = []
+    for c, g in r.groupby("class_id", sort=True):
+        d = g[g["difficult"]]
+        rows.append({"class_id": int(c), "n": len(g), "hits": int(g["hit"].sum()), "acc": 100.0 * g["hit"].mean(),
+                     "n_difficult": len(d), "hits_difficult": int(d["hit"].sum()),
+                     "acc_difficult": 100.0 * d["hit"].mean() if len(d) else float("nan")})
+    columns = ["class_id", "n", "hits", "acc", "n_difficult", "hits_difficult", "acc_difficult"]
+    return pd.DataFrame(rows, columns=columns)
+
+
+TABLE_COLUMNS = {
+    "acc_class_mean": "all: class-mean acc (%)", "acc_pooled": "all: pooled acc (%)",
+    "difficult_acc_class_mean": "difficult: class-mean acc (%)", "difficult_acc_pooled": "difficult: pooled acc (%)",
+    "n_records": "n", "difficult_n_records": "n difficult", "n_degenerate": "degenerate",
+}
+
+
+def finished_rows(frame: pd.DataFrame, metric: str, columns: dict) -> pd.DataFrame:
+    """Finished runs of ``metric`` as rows model x method (x dataset), columns renamed, sorted."""
+    from benchmark.tables import METHOD_ORDER  # at call time: benchmark.tables imports this module
+
+    if frame.empty or "metric" not in frame:
+        return pd.DataFrame(columns=["model", "method", "dataset", *columns.values()])
+    done = frame[(frame["metric"] == metric) & (frame["status"] == "finished")]
+    table = done.reindex(columns=["model", "method", "dataset", *columns]).copy()
+    order = {m: i for i, m in enumerate(METHOD_ORDER)}
+    table["_order"] = table["method"].map(lambda m: (order.get(m, len(order)), m))
+    table = table.sort_values(["model", "dataset", "_order"]).drop(columns="_order")
+    return table.rename(columns=columns).reset_index(drop=True)
+
+
+def pointing_table(frame: pd.DataFrame) -> pd.DataFrame:
+    """Rows model x method (x dataset); all/difficult class-mean and pooled accuracy (%), counts."""
+    return finished_rows(frame, "pointing", TABLE_COLUMNS)
+
+
+METRICS.register("pointing", Pointing)

@@ -1,0 +1,123 @@
+"""The bench harness: statistics, paired ratios, interleaving, leak detectors, and a ``--quick`` run."""
+
+import json
+import time
+
+import pandas as pd
+import pytest
+import torch
+
+from benchmark import _bench_memory as memory
+from benchmark._bench_timing import Contender, interleaved, memory_mb, paired_ratio, split_calls, summary, warm_up
+
+CPU = torch.device("cpu")
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """One intra-op thread: small models on a shared 2-core machine run faster and steadier so."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def test_summary_hand_worked():
+    s = summary([5.0, 1.0, 4.0, 2.0, 3.0])
+    assert (s["n"], s["median_s"], s["min_s"], s["max_s"], s["q1_s"], s["q3_s"]) == (5, 3.0, 1.0, 5.0, 2.0, 4.0)
+    one = summary([0.5])
+    assert one["median_s"] == one["q1_s"] == one["q3_s"] == 0.5
+
+
+def test_paired_ratio_per_round_and_per_map():
+    # slow needs 2 s then 6 s per round, fast 1 s then 2 s: per-round ratios 2 and 3
+    assert paired_ratio([2.0, 6.0], [1.0, 2.0]) == {"ratio": 2.5, "ratio_min": 2.0, "ratio_max": 3.0}
+    # slow is a split contender (2 one-map calls per round), fast makes 2 maps per call:
+    # round 1: (1+1)/2 = 1 s/map vs 1/2 = 0.5 s/map -> 2; round 2: (2+2)/2 = 2 vs 2/2 = 1 -> 2
+    r = paired_ratio([1.0, 1.0, 2.0, 2.0], [1.0, 2.0], per_slow=1, per_fast=2)
+    assert r == {"ratio": 2.0, "ratio_min": 2.0, "ratio_max": 2.0}
+
+
+def test_rounds_stop_at_the_deadline_but_not_before_the_minimum():
+    c = Contender("a", "t", lambda: time.sleep(0.002), 1, 1)
+    assert interleaved([c], CPU, 2, 5, deadline=time.perf_counter() - 1, measure_peak=False) == 2
+    assert interleaved([c], CPU, 2, 5, measure_peak=False) == 5
+    assert len(c.times) == 7
+
+
+def test_interleaved_rotates_order_and_split_fills_one_class_samples():
+    calls = []
+    a = Contender("a", "t", lambda: calls.append("a"), 1, 1)
+    one = Contender("c k1", "t", None, 1, 1)
+    many = Contender("c k3", "t", split_calls([lambda: calls.append("c")] * 3, one.times, CPU), 3, 3,
+                     split="c k1", warm=lambda: calls.append("w"))
+    b = Contender("b", "t", lambda: calls.append("b"), 1, 1)
+    warm_up([a, many, one, b], CPU)
+    assert calls == ["a", "w", "b"]  # a split contender warms up with one inner call
+    assert one.times == [] and many.times == []
+    calls.clear()
+    assert interleaved([a, many, one, b], CPU, 3, 3, measure_peak=False) == 3
+    # the start rotates by one position per round (the passive "c k1" holds a position too)
+    assert "".join(calls) == "acccb" + "cccba" + "baccc"
+    assert len(a.times) == len(many.times) == 3 and len(one.times) == 9
+
+
+def test_saved_tensor_watch_sees_a_graph_that_outlives_its_batch():
+    lin = torch.nn.Linear(3, 3)
+    lin.requires_grad_(False)
+    watch = memory.SavedTensorWatch(lin)
+    kept = []
+
+    def batch(keep):
+        x = torch.randn(2, 3, requires_grad=True)
+        with torch.autograd.graph.saved_tensors_hooks(watch.pack, watch.unpack):
+            y = lin(x).exp().sin().sum()  # exp saves its result, sin its input
+        if keep:
+            kept.append(y)
+
+    batch(keep=False)
+    assert watch.saved >= 2 and watch.survivors() == 0
+    batch(keep=True)
+    assert watch.survivors() >= 1
+    kept.clear()
+
+
+def test_hook_counts_notice_a_leftover_hook():
+    net = torch.nn.Sequential(torch.nn.Linear(2, 2), torch.nn.ReLU())
+    before = memory.hook_counts(net)
+    handle = net[1].register_forward_hook(lambda *a: None)
+    after = memory.hook_counts(net)
+    assert after["1._forward_hooks"] == before["1._forward_hooks"] + 1
+    handle.remove()
+    assert memory.hook_counts(net) == before
+
+
+def test_memory_reads_proc_status():
+    mem = memory_mb()
+    assert 0 < mem["rss_mb"] <= mem["hwm_mb"]
+
+
+def test_quick_bench_writes_every_table(tmp_path):
+    pytest.importorskip("captum", reason="the bench extra (pip install -e '.[bench]') is not installed")
+    pytest.importorskip("pytorch_grad_cam", reason="the bench extra (pip install -e '.[bench]') is not installed")
+    from benchmark.bench import main
+
+    assert main(["--quick", "--out", str(tmp_path), "--budget", "5"]) == 0
+    for name in ("throughput", "agreement", "post", "memory", "memory_checks", "ratios", "estimates"):
+        assert (tmp_path / f"{name}.csv").is_file(), name
+    meta = json.loads((tmp_path / "run.json").read_text())
+    assert meta["quick"] is True and meta["wall_s"] > 0
+    throughput = pd.read_csv(tmp_path / "throughput.csv")
+    for model in ("toy_gap", "toy_vgg"):
+        names = set(throughput.loc[throughput["model"] == model, "contender"])
+        assert {"ours k1", "ours k2", "forward", "pytorch-grad-cam k1", "pytorch-grad-cam k2", "captum k1",
+                "captum k2"} <= names
+    assert (throughput["median_s"] > 0).all() and (throughput["n"] >= 1).all()
+    agreement = pd.read_csv(tmp_path / "agreement.csv")
+    others = agreement[agreement["compared"].isin(["pytorch-grad-cam", "captum", "captum guided", "captum saliency"])]
+    assert len(others) == 6 and (others["max_normalized_diff"] < 1e-4).all()  # the tools compute the same maps
+    checks = pd.read_csv(tmp_path / "memory_checks.csv")
+    assert len(checks) == 10 and checks["holds"].all()
+    ratios = pd.read_csv(tmp_path / "ratios.csv")
+    assert "Grad-CAM 2 classes cost / plain forward" in set(ratios["ratio"])
+    assert not torch.is_autocast_enabled("cpu") and torch.is_grad_enabled()
