@@ -13,15 +13,6 @@ from benchmark._bench_timing import Contender, interleaved, memory_mb, paired_ra
 CPU = torch.device("cpu")
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """One intra-op thread: small models on a shared 2-core machine run faster and steadier so."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def test_summary_hand_worked():
     s = summary([5.0, 1.0, 4.0, 2.0, 3.0])
     assert (s["n"], s["median_s"], s["min_s"], s["max_s"], s["q1_s"], s["q3_s"]) == (5, 3.0, 1.0, 5.0, 2.0, 4.0)

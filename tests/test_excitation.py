@@ -16,15 +16,6 @@ from benchmark.models.base import ModelInfo, freeze
 METHODS = ("excitation_backprop", "contrastive_excitation_backprop")
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Many small ops: one thread avoids OpenMP wake-up costs on a shared machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def _tiny():
     """Identity (the saliency layer: the input itself), 2x2 conv reading channel 0, ReLU, flatten,
     FC, ReLU, FC."""

@@ -26,15 +26,6 @@ SIZE = 64  # ResNet-50's layer4 is 2 x 2 here
 VGG_SIZE = 32  # VGG-16's features.29 is 2 x 2 here (the smallest input VGG-16 accepts)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """One intra-op thread: small inputs on a shared 2-core machine run faster and steadier so."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture(scope="module")
 def resnet50():
     torch.manual_seed(0)

@@ -13,14 +13,6 @@ from benchmark.models import build_model
 from benchmark.types import Sample
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def test_panel_is_a_grid_of_images_by_rows(tmp_path):
     images = [np.zeros((30, 40, 3), np.uint8), np.full((20, 20, 3), 255, np.uint8)]
     rows = {"guided_backprop": [np.random.rand(30, 40), np.random.rand(8, 8)],

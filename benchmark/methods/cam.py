@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import torch
 
+from benchmark.methods.backprop import forward_hook
 from benchmark.methods.base import METHODS, Explanation, NotApplicable, SaliencyMethod, upsample
 from benchmark.models.base import resolve_layer
 
@@ -29,13 +30,9 @@ class CAM(SaliencyMethod):
 
     def _explain(self, images, class_ids):
         store = {}
-        module = resolve_layer(self.model, self.layer)
-        handle = module.register_forward_hook(lambda _m, _i, out: store.__setitem__("acts", out.detach().clone()))
-        try:
-            with torch.no_grad():
-                logits = self.model(images)
-        finally:
-            handle.remove()
+        capture = lambda _m, _i, out: store.__setitem__("acts", out.detach().clone())  # noqa: E731
+        with forward_hook(self.model, self.layer, capture), torch.no_grad():
+            logits = self.model(images)
         acts = store["acts"]
         if acts.shape[1] != self.weight.shape[1]:
             raise ValueError(f"cam: layer {self.layer!r} has {acts.shape[1]} channels, the head expects {self.weight.shape[1]}")

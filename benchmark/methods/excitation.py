@@ -30,7 +30,7 @@ import contextlib
 import torch
 
 from benchmark.methods._ebp_rules import ExcitationState, excitation_rules
-from benchmark.methods.backprop import _graph_from_layer
+from benchmark.methods.backprop import _graph_from_layer, forward_hook
 from benchmark.methods.base import METHODS, Explanation, NotApplicable, SaliencyMethod, upsample
 from benchmark.models.base import resolve_layer
 
@@ -40,8 +40,6 @@ def _cut_at(model, layer: str, store: dict, state: ExcitationState):
     """Forward hook at the contrast layer: keep its output (``mid``, graph from the saliency
     layer) and continue the forward from a fresh leaf (``top``) so the part above it can be
     differentiated on its own."""
-    module = resolve_layer(model, layer)
-
     def hook(_module, _inputs, output):
         if "acts" not in store or not isinstance(output, torch.Tensor) or not output.requires_grad:
             raise RuntimeError(f"contrast layer {layer!r} must be a tensor-valued layer above the saliency layer")
@@ -51,11 +49,8 @@ def _cut_at(model, layer: str, store: dict, state: ExcitationState):
         store["linear_maps_below"] = state.calls
         return store["top"].clone()
 
-    handle = module.register_forward_hook(hook)
-    try:
+    with forward_hook(model, layer, hook):
         yield
-    finally:
-        handle.remove()
 
 
 def _vjp(output: torch.Tensor, leaf: torch.Tensor, signal: torch.Tensor) -> torch.Tensor:
