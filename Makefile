@@ -33,6 +33,7 @@ demo: install ## embedded data, toy models, every demo experiment, the tables an
 	$(PY) -m data_prep.synthetic --out .cache/data/synthetic
 	$(PY) -m benchmark.train
 	$(RUN) experiment=demo
+	$(RUN) experiment=demo_grabcut
 	$(RUN) experiment=demo_ablations
 	$(RUN) experiment=demo_layers
 	$(RUN) experiment=demo_pointing
@@ -63,8 +64,12 @@ dashboard: install ## build and save the W&B workspace (WANDB_ENTITY=... [WANDB_
 tables: install ## rebuild every table from the records under results/runs (merges shards first)
 	$(PY) -m benchmark.tables
 
-table1: install ## Table 1, ILSVRC 2012 val localization (DATA_ROOT=..., LAUNCHER=local|slurm)
+VGG16_GAP_CHECKPOINT ?= checkpoints/vgg16_gap.pt
+table1: install ## Table 1, ILSVRC 2012 val localization (DATA_ROOT=..., LAUNCHER=local|slurm); VGG16-GAP rows if its checkpoint exists
 	$(RUN) experiment=table1 $(ILSVRC) $(LAUNCH) $(ARGS)
+	$(RUN) experiment=table1_grabcut $(ILSVRC) $(LAUNCH) $(ARGS)
+	@if [ -f "$(VGG16_GAP_CHECKPOINT)" ]; then VGG16_GAP_CHECKPOINT=$(VGG16_GAP_CHECKPOINT) $(RUN) experiment=table1_vgg16_gap $(ILSVRC) $(LAUNCH) $(ARGS); \
+	else echo "table1: no $(VGG16_GAP_CHECKPOINT), VGG16-GAP rows skipped (make one: python -m benchmark.finetune vgg16_gap --help)"; fi
 	$(PY) -m benchmark.tables
 
 table2: install ## Table 2, rank correlation with occlusion on VOC 2007 val

@@ -21,7 +21,6 @@ import warnings
 
 import torch
 
-from benchmark._bench_fast import trunk_autocast
 from benchmark._bench_timing import Contender, split_calls
 from benchmark.methods import build_method
 from benchmark.models.base import resolve_layer
@@ -42,21 +41,14 @@ def ours(name: str, model, info, images, class_ids, tag: str = "ours", **options
                      images.shape[0] * class_ids.shape[1], class_ids.shape[1])
 
 
-def ours_fast(fast_model, info, images, class_ids, device, low_precision: bool) -> Contender:
-    """Grad-CAM on a channels-last copy of the model (``channels_last_copy``), optionally with a
-    low-precision trunk (``trunk_autocast``)."""
-    x = images.contiguous(memory_format=torch.channels_last)
-    method = build_method("grad_cam", fast_model, info)
+def ours_fast(model, info, images, class_ids, low_precision: bool) -> Contender:
+    """Grad-CAM with its speed options: ``channels_last`` and, if ``low_precision``,
+    ``trunk_precision="auto"`` (bfloat16 on CPU, float16 on CUDA)."""
+    method = build_method("grad_cam", model, info, channels_last=True,
+                          trunk_precision="auto" if low_precision else "float32")
     tag = "ours cl+amp" if low_precision else "ours cl"
-
-    def run():
-        if not low_precision:
-            return method.explain(x, class_ids).maps
-        with trunk_autocast(fast_model, method.layer, device):
-            return method.explain(x, class_ids).maps
-
-    return Contender(f"{tag} k{class_ids.shape[1]}", tag, run, images.shape[0] * class_ids.shape[1],
-                     class_ids.shape[1])
+    return Contender(f"{tag} k{class_ids.shape[1]}", tag, lambda: method.explain(images, class_ids).maps,
+                     images.shape[0] * class_ids.shape[1], class_ids.shape[1])
 
 
 def _split(tag: str, calls, images, k: int, device) -> list[Contender]:

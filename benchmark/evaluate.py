@@ -2,7 +2,9 @@
 
 model -> method(images, class_ids) -> maps -> metric.score_batch -> record parts -> summary.
 A finished run with the same configuration is skipped unless ``force``; an interrupted one resumes
-from its complete record parts.
+from its complete record parts. Inputs that cannot work (an unknown layer, class indices the model
+does not have, image files that are missing) are errors naming the file or config field before
+anything is written; secrets in the config are dropped before it is hashed or written.
 """
 
 from __future__ import annotations
@@ -17,13 +19,16 @@ import pandas as pd
 import torch
 
 from benchmark import provenance
+from benchmark.data.manifest import ManifestError
 from benchmark.data.readers import ManifestDataset
 from benchmark.data.transforms import Preprocess
 from benchmark.methods import NotApplicable, build_method
+from benchmark.methods.base import for_samples
 from benchmark.metrics import build_metric
 from benchmark.models import build_model
 from benchmark.progress import Progress
 from benchmark.records import RunStore, config_hash, write_json
+from benchmark.redact import public_config, secret_values
 
 log = logging.getLogger(__name__)
 NON_SEMANTIC = ("force", "logger", "num_workers", "paths", "part_size", "progress")
@@ -97,8 +102,51 @@ def ensure_dataset(dataset_cfg: dict) -> None:
         ensure_synthetic_multi(root)
 
 
+class ConfigError(ValueError):
+    """A config value or the inputs it names do not fit; the message names the field and what is expected."""
+
+
+def _check_inputs(dataset: ManifestDataset, info, on_error: str) -> None:
+    """Fail before anything is written when the manifest's files or classes do not fit the run."""
+    outside = dataset.labels_outside(info.num_classes)
+    if outside:
+        shown = ", ".join(f"image {i!r} {f}={c}" for i, f, c in outside[:5])
+        raise ConfigError(
+            f"{dataset.manifest_file}: class indices outside the model's classes ({shown}"
+            f"{' ...' if len(outside) > 5 else ''}; {len(outside)} in all): model {info.name!r} has "
+            f"{info.num_classes} classes, expected indices 0..{info.num_classes - 1}. The dataset and the model "
+            f"do not belong together (check model= and dataset=)")
+    if on_error == "raise":  # with on_error=record a missing file is recorded as that image's error
+        missing = dataset.missing_files()
+        if missing:
+            shown = ", ".join(f"{i!r}: {path}" for i, path in missing[:5])
+            raise ManifestError(
+                f"{dataset.manifest_file}: field 'path' of {len(missing)} image(s) points at missing files "
+                f"({shown}{' ...' if len(missing) > 5 else ''}); expected existing image files. Re-run the "
+                f"data_prep script, fix 'image_root' in meta.json, or set on_error=record to record and skip them")
+
+
+def _build_method(mcfg: dict, model, info):
+    """The configured method; an unknown ``method.layer`` is an error naming the field."""
+    try:
+        return build_method(mcfg["name"], model, info, layer=mcfg.get("layer"), **(mcfg.get("options") or {}))
+    except KeyError as err:
+        if mcfg.get("layer") and "does not exist" in str(err):
+            raise ConfigError(f"config field 'method.layer' is {mcfg['layer']!r}: {err.args[0]}") from None
+        raise
+    except TypeError as err:
+        if "unexpected keyword" in str(err):  # a typo in method.options
+            raise ConfigError(f"config field 'method.options' of method {mcfg['name']!r}: {err}") from None
+        raise
+
+
 def evaluate(config: dict, run_dir: Path | None = None) -> dict:
-    """Run one (model, method, dataset, metric) job; returns its summary dict."""
+    """Run one (model, method, dataset, metric) job; returns its summary dict.
+
+    Inputs are checked before the run folder is written to (method layer, class indices, missing
+    image files), so a bad input leaves no partial output; the run holds the folder's lock.
+    """
+    config = public_config(config, secret_values(config))  # secrets are never hashed, written or logged
     run_dir = Path(run_dir or run_dir_for(config))
     semantic = {k: v for k, v in config.items() if k not in NON_SEMANTIC}
     digest = config_hash(semantic)
@@ -107,6 +155,9 @@ def evaluate(config: dict, run_dir: Path | None = None) -> dict:
     if done is not None and not config.get("force"):
         log.info("skip %s: finished with the same configuration", run_dir)
         return {**done, "skipped": True}
+    on_error = config.get("on_error", "raise")
+    if on_error not in ON_ERROR:
+        raise ConfigError(f"config field 'on_error' is {on_error!r}; expected one of {ON_ERROR}")
     torch.manual_seed(config["seed"])
     np.random.seed(config["seed"])
     device = torch.device(config.get("device", "cpu"))
@@ -116,7 +167,7 @@ def evaluate(config: dict, run_dir: Path | None = None) -> dict:
     base = {"config_hash": digest, "config": {k: v for k, v in config.items() if k != "force"}, "run_dir": str(run_dir), "model": info.name,
             "method": mcfg["label"], "dataset": config["dataset"]["name"], "metric": config["metric"]["name"]}
     try:
-        method = build_method(mcfg["name"], model, info, layer=mcfg.get("layer"), **(mcfg.get("options") or {}))
+        method = _build_method(mcfg, model, info)
     except NotApplicable as err:
         log.warning("%s", err)
         run_dir.mkdir(parents=True, exist_ok=True)
@@ -124,17 +175,22 @@ def evaluate(config: dict, run_dir: Path | None = None) -> dict:
         write_json(run_dir / "summary.json", summary)
         return summary
     metric = build_metric(config["metric"]["name"], **(config["metric"].get("options") or {}))
-    store.start(config, digest, bool(config.get("force")))
     ensure_dataset(config["dataset"])
     ds = config["dataset"]
     dataset = ManifestDataset(ds["root"], split=ds.get("split"), num_shards=ds.get("num_shards", 1),
                               shard=ds.get("shard", 0), limit=ds.get("limit"))
+    _check_inputs(dataset, info, on_error)
     prep = Preprocess(info.input_size, tuple(info.mean), tuple(info.std), config["model"].get("preprocessing", "paper"))
+    with store.lock():
+        store.start(config, digest, bool(config.get("force")))
+        return _run(config, store, base, model, info, method, metric, dataset, prep, device)
+
+
+def _run(config, store, base, model, info, method, metric, dataset, prep, device) -> dict:
+    """The loop over the images not yet in a record part, then records, summary and timing."""
+    run_dir, mcfg, ds, on_error = store.dir, config["method"], config["dataset"], config.get("on_error", "raise")
     done_ids = store.done_ids()
     todo = [i for i, image_id in enumerate(dataset.image_ids) if image_id not in done_ids]
-    on_error = config.get("on_error", "raise")
-    if on_error not in ON_ERROR:
-        raise ValueError(f"config field 'on_error' is {on_error!r}; expected one of {ON_ERROR}")
     loader = torch.utils.data.DataLoader(
         _Prepared(dataset, todo, prep, on_error), batch_size=config.get("batch_size", 32), shuffle=False,
         num_workers=config.get("num_workers", 0), collate_fn=_collate, pin_memory=device.type == "cuda")
@@ -146,7 +202,8 @@ def evaluate(config: dict, run_dir: Path | None = None) -> dict:
         for samples, images, errors in loader:
             rows = [{"image_id": image_id, "class_id": -1, "error": message} for image_id, message in errors]
             if samples:
-                rows += metric.score_batch(samples, images.to(device, non_blocking=True), method, prep)
+                with for_samples(method, samples):  # methods that read maps by image id (precomputed)
+                    rows += metric.score_batch(samples, images.to(device, non_blocking=True), method, prep)
             for row in rows:
                 row.setdefault("error", None)
                 row.update(model=info.name, method=mcfg["label"], dataset=ds["name"])

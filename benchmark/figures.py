@@ -89,6 +89,7 @@ def write_fig1(model, info, samples, prep, run_dir, n: int = 4, *, occlusion: di
     """
     from benchmark.methods import NotApplicable, build_method
     from benchmark.methods._occlusion_cache import OcclusionCache
+    from benchmark.methods.base import for_samples
     from benchmark.metrics.occlusion import target_classes
 
     samples = list(samples)[:n]
@@ -103,7 +104,10 @@ def write_fig1(model, info, samples, prep, run_dir, n: int = 4, *, occlusion: di
         except (NotApplicable, ValueError):
             continue
     methods.update(extra or {})
-    rows = {name: m(images, classes.to(device)).detach() for name, m in methods.items()}
+    rows = {}
+    for name, m in methods.items():
+        with for_samples(m, samples):  # methods that read maps by image id (precomputed)
+            rows[name] = m(images, classes.to(device)).detach()
     if cache is not None and not isinstance(cache, OcclusionCache):
         cache = OcclusionCache(cache, build_method("occlusion", model, info, **(occlusion or {})), prep, device)
     if cache is not None:

@@ -4,12 +4,21 @@ Every file is written to a temporary name and renamed, so a reader never sees a 
 either exists complete or not at all. A restarted run reads the complete parts, skips the images
 they hold, and produces the same final records as an uninterrupted run (rows are sorted by
 ``image_id, class_id`` at the end, whatever the order the parts were written in).
+
+One process at a time writes a run folder: ``RunStore.lock`` holds an exclusive ``flock`` on
+``<run>/.run.lock`` for the whole run, and a second process on the same folder (the same job
+launched twice, two shards given the same index) stops at once with a message naming the folder,
+instead of both numbering their parts from the same count and duplicating records. The kernel
+drops the lock when its process dies, so a killed or requeued job never finds a stale lock.
+Different shards write different folders (``shard-<i>-of-<n>``) and never share a file.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -23,6 +32,16 @@ SUMMARY = "summary.json"
 RECORDS = "records.parquet"
 PARTS = "parts"
 RUN_CONFIG = "run_config.json"
+LOCK = ".run.lock"
+
+try:
+    import fcntl
+except ImportError:  # not POSIX: no lock (one process per run folder is then the user's to keep)
+    fcntl = None
+
+
+class RunFolderBusy(RuntimeError):
+    """Another process is writing the same run folder."""
 
 
 def config_hash(config: dict) -> str:
@@ -47,6 +66,27 @@ class RunStore:
     def __init__(self, run_dir: Path):
         self.dir = Path(run_dir)
         self.parts = self.dir / PARTS
+
+    @contextlib.contextmanager
+    def lock(self):
+        """Hold the run folder's exclusive lock; ``RunFolderBusy`` if another process holds it."""
+        self.dir.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.dir / LOCK, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            if fcntl is not None:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except BlockingIOError:
+                    holder = os.pread(fd, 64, 0).decode(errors="replace").strip() or "?"
+                    raise RunFolderBusy(
+                        f"{self.dir}: another process (pid {holder}) is writing this run folder; two jobs with "
+                        f"the same configuration (or two shards with the same dataset.shard) must not run at once. "
+                        f"Wait for it, or give each shard its own dataset.shard") from None
+                os.ftruncate(fd, 0)
+                os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+            yield self
+        finally:
+            os.close(fd)  # closing the descriptor releases the lock
 
     def finished(self, digest: str) -> dict | None:
         """The summary if the run finished with this config, else ``None``."""

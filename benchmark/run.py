@@ -1,13 +1,20 @@
-"""Thin Hydra entry: compose the config, skip finished work, call ``evaluate``."""
+"""Thin Hydra entry: compose the config, skip finished work, call ``evaluate``.
+
+Secrets in the config or on the command line (``+logger.api_key=...``) never reach a file or a log:
+the config passed on is scrubbed, the files Hydra wrote for the job are rewritten without them, and
+the log handlers mask them (``benchmark.redact``).
+"""
 
 from __future__ import annotations
 
 import logging
 import os
+import sys
 
 import hydra
 from omegaconf import DictConfig, OmegaConf
 
+from benchmark import redact
 from benchmark.config import register_configs
 from benchmark.evaluate import evaluate
 from benchmark.models.base import CONF_DIR
@@ -21,6 +28,13 @@ if not OmegaConf.has_resolver("shard_suffix"):
 @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="config")
 def main(cfg: DictConfig) -> None:
     config = OmegaConf.to_container(cfg, resolve=True)
+    secrets = redact.secret_values(config, sys.argv[1:])
+    redact.remember(secrets)  # the log filters of conf/config.yaml mask them from now on
+    config = redact.public_config(config, secrets)
+    from hydra.core.hydra_config import HydraConfig
+
+    if HydraConfig.initialized():
+        redact.scrub_hydra_outputs(HydraConfig.get(), secrets)
     if int(os.environ.get("SLURM_RESTART_COUNT", "0")) > 0:
         config["force"] = False  # a requeued job resumes its parts instead of wiping them again
     from benchmark.tracking import tracked
@@ -39,4 +53,5 @@ def main(cfg: DictConfig) -> None:
 
 
 if __name__ == "__main__":
+    redact.guard_stderr()
     main()

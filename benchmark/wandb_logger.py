@@ -8,7 +8,8 @@ are skipped but still report), writes to the same W&B run instead of adding dupl
 Mode: ``logger.mode`` if set, else ``$WANDB_MODE``, else ``online`` when an API key is configured
 (``$WANDB_API_KEY`` or a netrc entry for the W&B host) and ``offline`` otherwise (sync later with
 ``wandb sync <dir>/wandb/offline-run-*``). Files go to ``$WANDB_DIR`` or the results root. Config
-keys that look like secrets are dropped before anything is sent, and the API key is never logged.
+keys that look like secrets are dropped before anything is sent, and the API key is never logged
+(``benchmark.redact.public_config``, the same scrub as for the files of the run folder).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import logging
 import netrc
 import os
 import re
+import sys
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -25,23 +27,14 @@ import pandas as pd
 
 from benchmark.evaluate import NON_SEMANTIC, run_dir_for
 from benchmark.records import RECORDS, config_hash
+from benchmark.redact import SECRET_KEY, public_config, scrub_overrides, secret_values  # noqa: F401  (re-exported)
 
 log = logging.getLogger(__name__)
-SECRET_KEY = re.compile(r"(api[_-]?key|token|secret|passw(or)?d|credential|auth)", re.IGNORECASE)
 # The record column that says whether a (image, class) was right, per metric; a metric class may
 # name its own with a ``main_column`` attribute.
 MAIN_COLUMN = {"localization": "loc_correct_top1", "pointing": "hit", "pointing_modified": "hit_if_accepted",
                "occlusion_correlation": "rho"}
 MAX_FIGURES = 8
-
-
-def public_config(value, secret: str | None = None):
-    """A copy of a nested config without secret-looking keys (or values equal to ``secret``)."""
-    if isinstance(value, dict):
-        return {k: public_config(v, secret) for k, v in value.items() if not SECRET_KEY.search(str(k))}
-    if isinstance(value, (list, tuple)):
-        return [public_config(v, secret) for v in value]
-    return "<removed>" if secret and value == secret else value
 
 
 def api_key_configured() -> bool:
@@ -117,12 +110,18 @@ class WandbTracker:
         directory = Path(os.environ.get("WANDB_DIR") or config["paths"]["results"])
         directory.mkdir(parents=True, exist_ok=True)
         self.mode = resolve_mode(logger_cfg)
-        self.run = wandb.init(
-            project=logger_cfg.get("project"), entity=logger_cfg.get("entity"), group=config.get("experiment_name"),
-            job_type=config["metric"]["name"], name=f"{model}/{method}/{dataset}{shard}",
-            tags=[model, method, dataset, *(logger_cfg.get("tags") or [])],
-            config=public_config(config, os.environ.get("WANDB_API_KEY")), mode=self.mode, dir=str(directory),
-            id=run_id(config), resume="allow", allow_val_change=True)
+        secrets = secret_values(config)
+        argv = sys.argv
+        sys.argv = [argv[0], *scrub_overrides(argv[1:], secrets)]  # W&B records the program's arguments
+        try:
+            self.run = wandb.init(
+                project=logger_cfg.get("project"), entity=logger_cfg.get("entity"), group=config.get("experiment_name"),
+                job_type=config["metric"]["name"], name=f"{model}/{method}/{dataset}{shard}",
+                tags=[model, method, dataset, *(logger_cfg.get("tags") or [])],
+                config=public_config(config, secrets), mode=self.mode, dir=str(directory),
+                id=run_id(config), resume="allow", allow_val_change=True)
+        finally:
+            sys.argv = argv
 
     def log_summary(self, summary: dict) -> None:
         """Summary metrics as ``<metric>/<name>``, protocol into the config, per-class table, records, figures."""
@@ -132,7 +131,7 @@ class WandbTracker:
         run.summary.update({**values, "status": summary.get("status"), **({"reason": summary["reason"]}
                                                                            if "reason" in summary else {})})
         extra = {k: summary[k] for k in ("protocol", "aggregation", "config_hash", "layer") if k in summary}
-        run.config.update(public_config(extra, os.environ.get("WANDB_API_KEY")), allow_val_change=True)
+        run.config.update(public_config(extra, secret_values(self.config)), allow_val_change=True)
         run_dir = Path(summary.get("run_dir") or run_dir_for(self.config))
         records_path, payload = run_dir / RECORDS, {}
         if summary.get("status") == "finished" and records_path.is_file():

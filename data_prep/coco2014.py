@@ -59,7 +59,9 @@ def load_instances(path: Path) -> dict:
     try:
         data = json.loads(path.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise ManifestError(f"{path}: not valid JSON ({err})") from None
+        what = "empty file" if not path.read_bytes().strip() else "not valid JSON"
+        raise ManifestError(f"{path}: {what} ({err}); expected a COCO instances JSON object with 'images', "
+                            f"'annotations' and 'categories'") from None
     if not isinstance(data, dict):
         raise ManifestError(f"{path}: top level is {type(data).__name__}; expected an object")
     for key, fields in _FIELDS.items():
@@ -190,7 +192,8 @@ def prepare(root: Path, out: Path, split: str = "val2014", dataset_name: str | N
                 table = "images" if field == "image_id" else "categories"
                 raise ManifestError(
                     f"{json_path}: annotations[{k}] (id {ann['id']}) field {field!r} = {ann[field]!r} "
-                    f"refers to no entry in {table!r}"
+                    f"refers to no entry in {table!r}; expected one of its ids {sorted(known)[:10]}"
+                    f"{' ...' if len(known) > 10 else ''}"
                 )
     stats = {"images_listed": len(coco.imgs), "images_dropped_no_annotations": 0, "empty_masks_replaced_by_box": 0}
     rows = []

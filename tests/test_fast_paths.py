@@ -17,7 +17,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from benchmark._bench_fast import channels_last_copy, pearson_per_map, trunk_autocast
+from benchmark._bench_fast import pearson_per_map
+from benchmark.methods._fast import trunk_autocast
 from benchmark.methods import build_method
 from benchmark.models import build_model
 from benchmark.models.base import resolve_layer
@@ -161,14 +162,33 @@ def test_modified_relu_backprop_equals_backward_hook_reference(rule, name, vgg16
     assert not torch.allclose(plain, ours, atol=1e-3 * scale)  # the rule made a difference
 
 
-def test_channels_last_copy_keeps_maps(resnet50):
+def test_channels_last_option_keeps_maps(resnet50):
     model, info = resnet50
     x, ids = _inputs(k=2)
     ref = build_method("grad_cam", model, info).explain(x, ids).maps
-    fast = channels_last_copy(model)
-    maps = build_method("grad_cam", fast, info).explain(x.contiguous(memory_format=torch.channels_last), ids).maps
+    method = build_method("grad_cam", model, info, channels_last=True)
+    maps = method.explain(x, ids).maps
+    assert method.backprop.model.conv1.weight.is_contiguous(memory_format=torch.channels_last)
     assert torch.allclose(maps, ref, rtol=0, atol=1e-4 * ref.abs().max().item())
-    assert model.conv1.weight.is_contiguous()  # the original model is untouched
+    assert model.conv1.weight.is_contiguous()  # the caller's model is untouched
+    ref = build_method("guided_backprop", model, info).explain(x[:1], ids[:1]).maps
+    maps = build_method("guided_backprop", model, info, channels_last=True).explain(x[:1], ids[:1]).maps
+    assert torch.allclose(maps, ref, rtol=0, atol=1e-4 * ref.abs().max().item())
+
+
+def test_low_precision_option_within_tolerance(resnet50):
+    model, info = resnet50
+    x, ids = _inputs(seed=3, k=2)
+    ref = build_method("grad_cam", model, info).explain(x, ids).maps
+    low = build_method("grad_cam", model, info, trunk_precision="bfloat16").explain(x, ids).maps
+    live = ref.flatten(2).amax(-1) > 0
+    assert live.any() and low.dtype == torch.float32 and not torch.equal(low, ref)
+    assert (pearson_per_map(low, ref)[live] >= 0.98).all()
+    assert not torch.is_autocast_enabled("cpu") and not model.layer4._forward_hooks
+    with pytest.raises(ValueError, match="needs a target layer"):
+        build_method("gradient", model, info, trunk_precision="bfloat16")
+    with pytest.raises(ValueError, match="trunk_precision='half'"):
+        build_method("grad_cam", model, info, trunk_precision="half")
 
 
 def test_low_precision_trunk_within_tolerance_and_scoped(resnet50):

@@ -45,6 +45,8 @@ def test_reference_csvs_hold_the_published_numbers():
     t1 = pd.read_csv(REFERENCE_DIR / "table1_localization.csv").set_index(["model", "method"])
     assert t1.loc[("vgg16", "grad_cam"), ["cls_err_top1", "cls_err_top5", "loc_err_top1", "loc_err_top5"]].tolist() == [30.38, 10.89, 56.51, 46.41]
     assert t1.loc[("googlenet", "cam"), "loc_err_top5"] == 49.34 and len(t1) == 8
+    # the paper's Backprop row post-processed gradients with GrabCut: it sits beside experiment table1_grabcut
+    assert t1.loc[("vgg16", "gradient_grabcut"), ["loc_err_top1", "loc_err_top5"]].tolist() == [61.12, 51.46]
     t2 = pd.read_csv(REFERENCE_DIR / "table2_occlusion.csv").set_index("method")["rank_correlation"].to_dict()
     assert t2 == {"guided_backprop": 0.168, "contrastive_excitation_backprop": 0.220, "cam": 0.208,
                   "grad_cam": 0.254, "guided_grad_cam": 0.261}

@@ -16,6 +16,7 @@ Both files are written to temporary names and renamed, so a reader never sees ha
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import tempfile
@@ -51,6 +52,13 @@ class ManifestError(ValueError):
     """A manifest, or the raw files it is made from, is not what the suite expects."""
 
 
+class DiskFullError(OSError):
+    """A write failed because the disk is full or the quota is exceeded (ENOSPC, EDQUOT)."""
+
+
+DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
+
+
 @dataclass
 class Manifest:
     """A loaded manifest: the table, its metadata and the directory it came from."""
@@ -70,18 +78,32 @@ class Manifest:
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` through a temporary file in the same folder and a rename."""
+    """Write ``data`` to ``path`` through a temporary file in the same folder and a rename.
+
+    On any failure the temporary file is removed and ``path`` keeps its previous content (or stays
+    absent). A full disk or exceeded quota raises ``DiskFullError`` naming ``path``, chained from
+    the ``OSError`` the system gave.
+    """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    tmp = None
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+    except BaseException as err:
+        if tmp is not None:
+            Path(tmp).unlink(missing_ok=True)
+        if isinstance(err, OSError) and err.errno in DISK_FULL:
+            full = DiskFullError(
+                f"{path}: cannot write {len(data)} bytes: {os.strerror(err.errno)} (the disk is full or the quota "
+                f"exceeded). Nothing was written under this name (its previous content, if any, is unchanged) and "
+                f"the temporary file was removed; free space and run again")
+            full.errno = err.errno  # (a filename would change str(full); the message names it)
+            raise full from err
         raise
 
 
@@ -91,7 +113,7 @@ def _check_rows(frame: pd.DataFrame, where: str) -> None:
         raise ManifestError(f"{where}: missing column(s) {missing}; expected {COLUMNS}")
     dup = frame["image_id"][frame["image_id"].duplicated()].tolist()
     if dup:
-        raise ManifestError(f"{where}: duplicate image_id(s) {dup[:5]} (each image once)")
+        raise ManifestError(f"{where}: field 'image_id' has duplicate(s) {dup[:5]}; expected each image once")
     for row in frame.itertuples(index=False):
         n = len(row.boxes_xyxy)
         if len(row.box_labels) != n or len(row.box_difficult) != n:
@@ -103,8 +125,9 @@ def _check_rows(frame: pd.DataFrame, where: str) -> None:
             x0, y0, x1, y1 = (int(v) for v in box)
             if not (0 <= x0 <= x1 < row.width and 0 <= y0 <= y1 < row.height):
                 raise ManifestError(
-                    f"{where}: image {row.image_id!r}: box {[x0, y0, x1, y1]} (xyxy, 0-based inclusive) "
-                    f"is empty or outside the {row.width}x{row.height} image"
+                    f"{where}: image {row.image_id!r}: field 'boxes_xyxy' has box {[x0, y0, x1, y1]} (0-based "
+                    f"inclusive), empty or outside the {row.width}x{row.height} image; expected "
+                    f"0 <= x0 <= x1 < {row.width} and 0 <= y0 <= y1 < {row.height}"
                 )
 
 

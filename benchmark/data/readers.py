@@ -6,8 +6,10 @@ is the whole split, and their sizes differ by at most one (a slow region of the 
 over all shards). ``limit`` keeps the first N images of a shard, after sharding.
 
 Images are decoded with PIL and converted to RGB uint8 ``[H, W, 3]`` (greyscale, CMYK, palette and
-RGBA alike; alpha is dropped, not composited). EXIF orientation is *not* applied: VOC and COCO
-annotations refer to the stored pixel grid. A truncated or corrupt file is an error naming it.
+RGBA alike; alpha is dropped, not composited; 16-bit greyscale is scaled by 255/65535, where PIL's
+own conversion would clip it to white). EXIF orientation is *not* applied: VOC and COCO
+annotations refer to the stored pixel grid. A truncated or corrupt file, or a floating-point image
+(no defined 8-bit range), is an error naming the file and what was expected.
 """
 
 from __future__ import annotations
@@ -47,16 +49,35 @@ def _load_manifest(directory: Path):
     return read_manifest(directory)
 
 
+SIXTEEN_BIT = ("I;16", "I;16B", "I;16L", "I;16N", "I")  # "I": how some PIL versions open 16-bit PNGs
+
+
+def _to_rgb(image: Image.Image, path: Path) -> np.ndarray:
+    """RGB uint8 ``[H, W, 3]`` of a decoded PIL image of any mode with a defined 8- or 16-bit range."""
+    if image.mode in SIXTEEN_BIT:  # convert("RGB") would clip every value above 255 to white
+        grey = np.asarray(image).astype(np.float64)
+        grey8 = np.clip(np.rint(grey * (255.0 / 65535.0)), 0, 255).astype(np.uint8)
+        return np.repeat(grey8[..., None], 3, axis=2)
+    if image.mode == "F":
+        raise ImageDecodeError(f"{path}: mode 'F' (32-bit floating point) has no defined pixel range; expected an "
+                               f"8-bit or 16-bit image (RGB, greyscale, palette, CMYK, with or without alpha)")
+    return np.asarray(image.convert("RGB"), dtype=np.uint8)
+
+
 def load_rgb(path: Path, size_hw: tuple[int, int] | None = None) -> np.ndarray:
     """Decode an image file to RGB uint8 ``[H, W, 3]``; check its size against ``size_hw``."""
     try:
         with Image.open(path) as image:
             image.load()  # decode now, inside the try, so truncation surfaces here
-            rgb = np.asarray(image.convert("RGB"), dtype=np.uint8)
+            rgb = _to_rgb(image, path)
     except FileNotFoundError:
-        raise ImageDecodeError(f"{path}: image file not found") from None
+        raise ImageDecodeError(f"{path}: image file not found; expected the file the manifest's field 'path' "
+                               f"names under its image_root") from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
-        raise ImageDecodeError(f"{path}: cannot decode image ({type(err).__name__}: {err})") from None
+        if isinstance(err, ImageDecodeError):
+            raise
+        raise ImageDecodeError(f"{path}: cannot decode image ({type(err).__name__}: {err}); expected a complete "
+                               f"image file PIL can read (truncated or corrupt: copy or extract it again)") from None
     if size_hw is not None and rgb.shape[:2] != tuple(size_hw):
         raise ImageDecodeError(
             f"{path}: decoded size {rgb.shape[0]}x{rgb.shape[1]} (HxW) differs from the manifest's "
@@ -99,6 +120,23 @@ class ManifestDataset(Dataset):
 
     def __len__(self) -> int:
         return len(self._rows)
+
+    @property
+    def manifest_file(self) -> Path:
+        return self.directory / "manifest.parquet"
+
+    def missing_files(self) -> list[tuple[str, Path]]:
+        """``(image_id, path)`` of this dataset's images whose file does not exist (a stat each)."""
+        return [(row["image_id"], self._image_root / row["path"]) for row in self._rows
+                if not (self._image_root / row["path"]).is_file()]
+
+    def labels_outside(self, num_classes: int) -> list[tuple[str, str, int]]:
+        """``(image_id, field, class)`` for class indices outside ``0..num_classes-1``."""
+        out = []
+        for row in self._rows:
+            for name in ("labels", "box_labels", "mask_labels"):
+                out += [(row["image_id"], name, int(c)) for c in row[name] if not 0 <= int(c) < num_classes]
+        return out
 
     def __getitem__(self, index: int) -> Sample:
         row = self._rows[index]

@@ -9,6 +9,7 @@ twice for one batch.
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 
 import torch
@@ -60,6 +61,18 @@ class SaliencyMethod:
 
     def _explain(self, images: torch.Tensor, class_ids: torch.Tensor) -> Explanation:
         raise NotImplementedError
+
+
+def for_samples(method, samples):
+    """Context in which ``method`` knows which images its next ``explain`` calls are for.
+
+    Methods that read per-image data (``precomputed``: maps from files named by image id) set
+    ``uses_samples = True`` and implement ``bind_samples(samples)`` (a context manager); for every
+    other method this is a no-op. ``evaluate`` wraps each ``metric.score_batch`` call in it.
+    """
+    if not getattr(method, "uses_samples", False):
+        return contextlib.nullcontext()
+    return method.bind_samples(samples)
 
 
 def upsample(maps: torch.Tensor, size_hw: tuple[int, int]) -> torch.Tensor:

@@ -5,13 +5,15 @@ the target layer's activations ``[B, C, h, w]``, ``pool`` is the spatial mean (`
 or max (``gmp``), ``T`` is identity or ``abs``, ``relu`` may be switched off, the ReLUs between the
 layer and the output may use the ``guided`` or ``deconv`` backward rule, and ``counterfactual``
 negates the gradients (Sec. 3.2 of the IJCV version). The trunk below the layer runs without a
-graph; K classes per image share one forward and one batched backward.
+graph; K classes per image share one forward and one batched backward. ``channels_last`` and
+``trunk_precision`` are the speed options of ``benchmark.methods._fast`` (off by default).
 """
 
 from __future__ import annotations
 
 import torch
 
+from benchmark.methods._fast import FastPath
 from benchmark.methods.backprop import Backprop
 from benchmark.methods.base import METHODS, Explanation, SaliencyMethod, upsample
 
@@ -23,7 +25,8 @@ class GradCAM(SaliencyMethod):
     name = "grad_cam"
 
     def __init__(self, model, info, layer=None, relu: bool = True, grad_transform: str = "identity",
-                 pooling: str = "gap", backward_relu: str = "standard", counterfactual: bool = False):
+                 pooling: str = "gap", backward_relu: str = "standard", counterfactual: bool = False,
+                 channels_last: bool = False, trunk_precision: str = "float32"):
         super().__init__(model, info)
         layer = layer or info.layers.get("gradcam")
         if not layer:
@@ -34,11 +37,13 @@ class GradCAM(SaliencyMethod):
             raise ValueError(f"grad_cam: grad_transform={grad_transform!r}; expected one of {TRANSFORMS}")
         self.layer, self.relu, self.grad_transform = layer, relu, grad_transform
         self.pooling, self.counterfactual = pooling, counterfactual
-        self.backprop = Backprop(model, layer, backward_relu)
+        self.fast = FastPath(model, channels_last, trunk_precision, layer, self.name)
+        self.backprop = Backprop(self.fast.model, layer, backward_relu)
 
     def layer_maps(self, images: torch.Tensor, class_ids: torch.Tensor):
         """Layer-resolution maps ``[B, K, h, w]`` (before upsampling) and the logits."""
-        p = self.backprop(images, class_ids)
+        with self.fast.scope(images.device):
+            p = self.backprop(self.fast.images(images), class_ids)
         if p.acts.dim() != 4:
             raise ValueError(f"grad_cam: layer {self.layer!r} gives shape {tuple(p.acts.shape)}; expected [B, C, h, w]")
         grads = -p.grads if self.counterfactual else p.grads

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import torch
 
+from benchmark.methods._fast import FastPath
 from benchmark.methods.backprop import Backprop
 from benchmark.methods.base import METHODS, Explanation, SaliencyMethod
 from benchmark.methods.grad_cam import GradCAM
@@ -30,25 +31,27 @@ def reduce_channels(grads: torch.Tensor, how: str = "max_abs") -> torch.Tensor:
 
 
 class PixelGradient(SaliencyMethod):
-    def __init__(self, model, info, rule: str, name: str, reduction: str = "max_abs", layer=None):
+    def __init__(self, model, info, rule: str, name: str, reduction: str = "max_abs", layer=None,
+                 channels_last: bool = False, trunk_precision: str = "float32"):
         super().__init__(model, info)
         if reduction not in REDUCTIONS:
             raise ValueError(f"{name}: reduction={reduction!r}; expected one of {REDUCTIONS}")
         self.name, self.reduction = name, reduction
-        self.backprop = Backprop(model, None, rule)
+        self.fast = FastPath(model, channels_last, trunk_precision, None, name)
+        self.backprop = Backprop(self.fast.model, None, rule)
 
     def _explain(self, images, class_ids):
-        p = self.backprop(images, class_ids)
+        p = self.backprop(self.fast.images(images), class_ids)
         return Explanation(maps=reduce_channels(p.grads, self.reduction).float(), logits=p.logits)
 
 
 class GuidedGradCAM(SaliencyMethod):
     name = "guided_grad_cam"
 
-    def __init__(self, model, info, layer=None, reduction: str = "max_abs"):
+    def __init__(self, model, info, layer=None, reduction: str = "max_abs", channels_last: bool = False):
         super().__init__(model, info)
-        self.guided = PixelGradient(model, info, "guided", "guided_backprop", reduction)
-        self.gradcam = GradCAM(model, info, layer=layer)
+        self.guided = PixelGradient(model, info, "guided", "guided_backprop", reduction, channels_last=channels_last)
+        self.gradcam = GradCAM(model, info, layer=layer, channels_last=channels_last)
 
     def _explain(self, images, class_ids):
         guided = self.guided.explain(images, class_ids)

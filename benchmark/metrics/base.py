@@ -7,6 +7,7 @@ separate named step, aggregates the records of a run into summary numbers. Aggre
 
 from __future__ import annotations
 
+import inspect
 from typing import Any
 
 import pandas as pd
@@ -46,4 +47,9 @@ def build_metric(name: str, **options) -> Metric:
     try:
         return factory(**options)
     except TypeError as err:
-        raise TypeError(f"metric {name!r}: bad option in metric.options: {err}") from None
+        try:
+            accepted = [p for p in inspect.signature(factory).parameters if p not in ("self", "args", "kwargs")]
+        except (TypeError, ValueError):
+            accepted = []
+        known = f"; expected options: {', '.join(accepted)}" if accepted else ""
+        raise TypeError(f"metric {name!r}: bad option in metric.options: {err}{known}") from None

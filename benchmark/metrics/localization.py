@@ -6,6 +6,13 @@ resized to the original resolution, thresholded at 15 % of its maximum, and the 
 ILSVRC devkit rule: guess j of the top-k is correct iff it is the GT class and the box of the map
 for it has IoU >= 0.5; since only the GT class can be correct, only its map is ever computed.
 GT-known localization uses the same box regardless of the prediction.
+
+``box: grabcut`` replaces the threshold rule by Simonyan et al.'s GrabCut post-processing (the
+protocol of the Grad-CAM paper's Backprop row; ``boxes.box_from_grabcut``: seeds above the
+``grabcut_fg_percentile`` (95) and below the ``grabcut_bg_percentile`` (30) of the map,
+``grabcut_iterations`` (5) GrabCut iterations on the original image, largest 8-connected foreground
+component). It needs OpenCV (``pip install 'gradcam-benchmark[grabcut]'``); without it the metric
+refuses to start, saying so.
 """
 
 from __future__ import annotations
@@ -14,24 +21,51 @@ import numpy as np
 import pandas as pd
 
 from benchmark.metrics.base import METRICS, Metric
-from benchmark.metrics.boxes import box_from_map, max_iou
+from benchmark.metrics.boxes import (GRABCUT_BG_PERCENTILE, GRABCUT_FG_PERCENTILE, GRABCUT_ITERATIONS,
+                                     box_from_grabcut, box_from_map, max_iou, require_cv2)
 from benchmark.types import is_degenerate
 
 THRESHOLD = 0.15
 IOU_THRESHOLD = 0.5
 TOPK = 5
+BOX_RULES = ("threshold", "grabcut")
 
 
 class Localization(Metric):
     name = "localization"
     aggregation = ("pooled_over_images", 1)
 
-    def __init__(self, threshold: float = THRESHOLD, iou_threshold: float = IOU_THRESHOLD, topk: int = TOPK):
+    def __init__(self, threshold: float = THRESHOLD, iou_threshold: float = IOU_THRESHOLD, topk: int = TOPK,
+                 box: str = "threshold", grabcut_fg_percentile: float = GRABCUT_FG_PERCENTILE,
+                 grabcut_bg_percentile: float = GRABCUT_BG_PERCENTILE, grabcut_iterations: int = GRABCUT_ITERATIONS):
         self.threshold, self.iou_threshold, self.topk = float(threshold), float(iou_threshold), int(topk)
+        if box not in BOX_RULES:
+            raise ValueError(f"localization: box={box!r}; expected one of {BOX_RULES}")
+        fg, bg = float(grabcut_fg_percentile), float(grabcut_bg_percentile)
+        if not 0.0 <= bg < fg <= 100.0:
+            raise ValueError(f"localization: grabcut_bg_percentile={bg}, grabcut_fg_percentile={fg}; "
+                             "expected 0 <= bg < fg <= 100")
+        if int(grabcut_iterations) != grabcut_iterations or grabcut_iterations < 1:
+            raise ValueError(f"localization: grabcut_iterations={grabcut_iterations!r}; expected a positive integer")
+        self.box, self.grabcut = box, {"fg_percentile": fg, "bg_percentile": bg, "iterations": int(grabcut_iterations)}
+        if box == "grabcut":
+            require_cv2()  # fail before the run starts, with the install command
 
     def settings(self):
-        return {"threshold": self.threshold, "iou_threshold": self.iou_threshold, "topk": self.topk,
-                "connectivity": 8, "segment": "largest", "iou": "inclusive, max over GT boxes of the class"}
+        common = {"iou_threshold": self.iou_threshold, "topk": self.topk, "box": self.box,
+                  "iou": "inclusive, max over GT boxes of the class"}
+        if self.box == "threshold":
+            return {"threshold": self.threshold, **common, "connectivity": 8, "segment": "largest"}
+        return {**common, **{f"grabcut_{k}": v for k, v in self.grabcut.items()},
+                "grabcut_seeds": "GC_FGD > fg percentile, GC_BGD < bg percentile, others GC_PR_BGD",
+                "connectivity": 8, "segment": "largest GrabCut foreground component"}
+
+    def box_of(self, saliency: np.ndarray, image: np.ndarray):
+        """The box of one map at original resolution under the configured rule."""
+        if self.box == "grabcut":
+            return box_from_grabcut(saliency, image, self.grabcut["fg_percentile"], self.grabcut["bg_percentile"],
+                                    self.grabcut["iterations"])
+        return box_from_map(saliency, self.threshold)
 
     def score_batch(self, samples, images, method, prep):
         import torch
@@ -48,7 +82,7 @@ class Localization(Metric):
 
     def score_one(self, sample, class_id: int, saliency: np.ndarray, top: np.ndarray) -> dict:
         """Record for one image: classification, box, IoU and the devkit's correctness flags."""
-        box = box_from_map(saliency, self.threshold)
+        box = self.box_of(saliency, sample.image)
         iou = max_iou(box, sample.boxes_of(class_id))
         gt_known = iou >= self.iou_threshold
         cls1, cls5 = bool(top[0] == class_id), bool(class_id in top)

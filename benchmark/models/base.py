@@ -135,5 +135,6 @@ def build_model(name: str, weights: str | None = None, checkpoint: str | None = 
             try:
                 resolve_layer(model, layer)
             except KeyError as err:
-                raise KeyError(f"model {name!r} layer preset {role!r}: {err.args[0]}") from None
+                raise KeyError(f"model {name!r} layer preset {role!r} (config field 'model.layers.{role}'): "
+                               f"{err.args[0]}") from None
     return freeze(model), info
