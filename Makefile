@@ -13,6 +13,7 @@ ARGS ?=
 LAUNCH := $(if $(filter slurm,$(LAUNCHER)),hydra/launcher=slurm,)
 ILSVRC := $(if $(DATA_ROOT),dataset.root=$(DATA_ROOT)/ilsvrc2012_val,)
 VOC_VAL := $(if $(DATA_ROOT),dataset.root=$(DATA_ROOT)/voc2007_val,)
+VOC_TEST := $(if $(DATA_ROOT),dataset.root=$(DATA_ROOT)/voc2007_test,)
 export PYTHONUNBUFFERED := 1
 
 .PHONY: help install demo test test-slow bench bench-quick tables table1 table2 table3 pointing pointing-modified dashboard clean-results
@@ -32,13 +33,7 @@ install: $(STAMP) ## create/use .venv and install the package with its extras (i
 demo: install ## embedded data, toy models, every demo experiment, the tables and figures (reuses what exists)
 	$(PY) -m data_prep.synthetic --out .cache/data/synthetic
 	$(PY) -m benchmark.train
-	$(RUN) experiment=demo
-	$(RUN) experiment=demo_grabcut
-	$(RUN) experiment=demo_ablations
-	$(RUN) experiment=demo_layers
-	$(RUN) experiment=demo_pointing
-	$(RUN) experiment=demo_pointing_modified
-	$(RUN) experiment=demo_occlusion
+	$(PY) -m benchmark.demo
 	$(PY) -m benchmark.tables --experiment demo
 	$(PY) -m benchmark.real_photos --out results/figures
 
@@ -82,12 +77,12 @@ table3: install ## Table 3, Grad-CAM design choices and the layer sweeps on ILSV
 	$(RUN) experiment=table3_layers_resnet50 $(ILSVRC) $(LAUNCH) $(ARGS)
 	$(PY) -m benchmark.tables
 
-pointing: install ## pointing game on VOC 2007 test and COCO 2014 val
-	$(RUN) experiment=pointing $(LAUNCH) $(ARGS)
+pointing: install ## pointing game on VOC 2007 test (COCO 2014 val: ARGS='dataset=coco2014_val model=vgg16_coco14,resnet50_coco14')
+	$(RUN) experiment=pointing $(VOC_TEST) $(LAUNCH) $(ARGS)
 	$(PY) -m benchmark.tables
 
 pointing-modified: install ## Grad-CAM's modified pointing game
-	$(RUN) experiment=pointing_modified $(LAUNCH) $(ARGS)
+	$(RUN) experiment=pointing_modified $(VOC_TEST) $(LAUNCH) $(ARGS)
 	$(PY) -m benchmark.tables
 
 clean-results: ## remove run outputs (keeps data and model caches)

@@ -140,6 +140,14 @@ def _build_method(mcfg: dict, model, info):
         raise
 
 
+def job_state(config: dict, run_dir: Path | None = None) -> tuple[Path, str, dict | None]:
+    """``(run folder, config hash, summary if it finished with this config else None)``."""
+    config = public_config(config, secret_values(config))
+    run_dir = Path(run_dir or run_dir_for(config))
+    digest = config_hash({k: v for k, v in config.items() if k not in NON_SEMANTIC})
+    return run_dir, digest, RunStore(run_dir).finished(digest)
+
+
 def evaluate(config: dict, run_dir: Path | None = None) -> dict:
     """Run one (model, method, dataset, metric) job; returns its summary dict.
 
@@ -147,11 +155,8 @@ def evaluate(config: dict, run_dir: Path | None = None) -> dict:
     image files), so a bad input leaves no partial output; the run holds the folder's lock.
     """
     config = public_config(config, secret_values(config))  # secrets are never hashed, written or logged
-    run_dir = Path(run_dir or run_dir_for(config))
-    semantic = {k: v for k, v in config.items() if k not in NON_SEMANTIC}
-    digest = config_hash(semantic)
+    run_dir, digest, done = job_state(config, run_dir)
     store = RunStore(run_dir)
-    done = store.finished(digest)
     if done is not None and not config.get("force"):
         log.info("skip %s: finished with the same configuration", run_dir)
         return {**done, "skipped": True}

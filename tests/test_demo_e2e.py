@@ -18,10 +18,24 @@ def _run(args, cache, cwd):
     return out
 
 
+def _unfinished(experiment, overrides):
+    from hydra import initialize_config_dir
+
+    from benchmark.demo import unfinished
+    from benchmark.models.base import CONF_DIR
+
+    with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
+        return unfinished(experiment, overrides)
+
+
 def test_tiny_demo_end_to_end(tiny_synthetic, tmp_path):
     results = tmp_path / "results"
-    args = ["-m", "benchmark", "-m", "experiment=demo", "dataset.limit=6", "batch_size=4", f"paths.results={results}"]
+    overrides = ["dataset.limit=6", "batch_size=4", f"paths.results={results}"]
+    args = ["-m", "benchmark", "-m", "experiment=demo", *overrides]
+    assert len(_unfinished("demo", overrides)) == 14  # what `python -m benchmark.demo` would launch
     _run(args, tiny_synthetic, REPO)
+    assert _unfinished("demo", overrides) == []  # ... and, once finished, would not launch again
+    assert len(_unfinished("demo", [*overrides, "seed=1"])) == 14  # another configuration is not finished
     runs = results / "runs" / "demo"
     summaries = {p.parent.relative_to(runs).as_posix(): json.loads(p.read_text()) for p in runs.glob("**/summary.json")}
     assert len(summaries) == 14  # 2 models x 7 methods
