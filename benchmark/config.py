@@ -83,6 +83,7 @@ class Config:
     experiment_name: str = "default"
     seed: int = 0
     device: str = "cpu"
+    deterministic: bool = True  # on CUDA: deterministic algorithms, cuDNN without autotuning
     batch_size: int = 32
     num_workers: int = 0
     part_size: int = 512

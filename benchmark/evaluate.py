@@ -166,29 +166,32 @@ def evaluate(config: dict, run_dir: Path | None = None) -> dict:
     torch.manual_seed(config["seed"])
     np.random.seed(config["seed"])
     device = torch.device(config.get("device", "cpu"))
-    model, info = load_model(config["model"])
-    model = model.to(device)
-    mcfg = config["method"]
-    base = {"config_hash": digest, "config": {k: v for k, v in config.items() if k != "force"}, "run_dir": str(run_dir), "model": info.name,
-            "method": mcfg["label"], "dataset": config["dataset"]["name"], "metric": config["metric"]["name"]}
-    try:
-        method = _build_method(mcfg, model, info)
-    except NotApplicable as err:
-        log.warning("%s", err)
-        run_dir.mkdir(parents=True, exist_ok=True)
-        summary = {**base, "status": "not_applicable", "reason": str(err)}
-        write_json(run_dir / "summary.json", summary)
-        return summary
-    metric = build_metric(config["metric"]["name"], **(config["metric"].get("options") or {}))
-    ensure_dataset(config["dataset"])
-    ds = config["dataset"]
-    dataset = ManifestDataset(ds["root"], split=ds.get("split"), num_shards=ds.get("num_shards", 1),
-                              shard=ds.get("shard", 0), limit=ds.get("limit"))
-    _check_inputs(dataset, info, on_error)
-    prep = Preprocess(info.input_size, tuple(info.mean), tuple(info.std), config["model"].get("preprocessing", "paper"))
-    with store.lock():
-        store.start(config, digest, bool(config.get("force")))
-        return _run(config, store, base, model, info, method, metric, dataset, prep, device)
+    # deterministic kernels on CUDA (restored afterwards); what was set goes into the summary
+    with provenance.deterministic(device, bool(config.get("deterministic", True))) as determinism:
+        model, info = load_model(config["model"])
+        model = model.to(device)
+        mcfg = config["method"]
+        base = {"config_hash": digest, "config": {k: v for k, v in config.items() if k != "force"}, "run_dir": str(run_dir), "model": info.name,
+                "method": mcfg["label"], "dataset": config["dataset"]["name"], "metric": config["metric"]["name"],
+                "determinism": determinism}
+        try:
+            method = _build_method(mcfg, model, info)
+        except NotApplicable as err:
+            log.warning("%s", err)
+            run_dir.mkdir(parents=True, exist_ok=True)
+            summary = {**base, "status": "not_applicable", "reason": str(err)}
+            write_json(run_dir / "summary.json", summary)
+            return summary
+        metric = build_metric(config["metric"]["name"], **(config["metric"].get("options") or {}))
+        ensure_dataset(config["dataset"])
+        ds = config["dataset"]
+        dataset = ManifestDataset(ds["root"], split=ds.get("split"), num_shards=ds.get("num_shards", 1),
+                                  shard=ds.get("shard", 0), limit=ds.get("limit"))
+        _check_inputs(dataset, info, on_error)
+        prep = Preprocess(info.input_size, tuple(info.mean), tuple(info.std), config["model"].get("preprocessing", "paper"))
+        with store.lock():
+            store.start(config, digest, bool(config.get("force")))
+            return _run(config, store, base, model, info, method, metric, dataset, prep, device)
 
 
 def _run(config, store, base, model, info, method, metric, dataset, prep, device) -> dict:

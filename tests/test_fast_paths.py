@@ -207,3 +207,24 @@ def test_low_precision_trunk_within_tolerance_and_scoped(resnet50):
         with trunk_autocast(model, method.layer, torch.device("cpu")):
             raise RuntimeError("inside")
     assert not torch.is_autocast_enabled("cpu") and len(model.layer4._forward_hooks) == before
+
+
+def test_low_precision_option_within_tolerance_on_trained_weights():
+    """bfloat16 trunk on the genuine ImageNet EfficientNet-Lite0 weights and five real photos:
+    every non-zero map of the top-5 classes correlates with its float32 map at >= 0.98."""
+    import numpy as np
+    import skimage.data as data
+
+    from benchmark.data.transforms import Preprocess
+
+    model, info = build_model("efficientnet_lite0", weights="imagenet")
+    prep = Preprocess(info.input_size, tuple(info.mean), tuple(info.std), "paper")
+    photos = [data.chelsea(), data.coffee(), data.rocket(), data.astronaut(), data.cat()]
+    x = torch.stack([prep(np.ascontiguousarray(p[..., :3])) for p in photos])
+    with torch.no_grad():
+        top = model(x).topk(5, dim=1).indices
+    ref = build_method("grad_cam", model, info).explain(x, top).maps
+    low = build_method("grad_cam", model, info, trunk_precision="bfloat16").explain(x, top).maps
+    live = ref.flatten(2).amax(-1) > 0
+    assert live.sum() >= 10 and not torch.equal(low, ref)
+    assert (pearson_per_map(low, ref)[live] >= 0.98).all()

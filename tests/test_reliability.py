@@ -2,6 +2,7 @@
 
 import io
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -63,7 +64,7 @@ def test_same_config_twice_gives_byte_identical_records_and_summary(tiny_synthet
     evaluate(_config(overrides + ["force=true"]))
     assert (run / "records.parquet").read_bytes() == records
     assert (run / "summary.json").read_bytes() == summary
-    assert {"seed", "versions", "git", "device", "protocol"} <= set(json.loads(summary))
+    assert {"seed", "versions", "git", "device", "protocol", "determinism"} <= set(json.loads(summary))
 
 
 def test_pickled_code_in_a_checkpoint_is_refused(tmp_path):
@@ -92,3 +93,25 @@ def test_checkpoint_of_wrong_class_count_names_the_key(tmp_path):
 def test_missing_layer_names_close_candidates():
     with pytest.raises(KeyError, match="features.16"):
         build_model("toy_vgg", weights="random", layers={"gradcam": "features.61"})
+
+
+def test_deterministic_scope_on_cuda_sets_and_restores_the_flags(monkeypatch):
+    """The CUDA branch only flips process flags, so it is checked without a GPU."""
+    import torch
+
+    from benchmark.provenance import deterministic
+
+    monkeypatch.delenv("CUBLAS_WORKSPACE_CONFIG", raising=False)
+    before = (torch.are_deterministic_algorithms_enabled(), torch.backends.cudnn.deterministic,
+              torch.backends.cudnn.benchmark)
+    with deterministic(torch.device("cuda"), True) as info:
+        assert torch.are_deterministic_algorithms_enabled() and torch.is_deterministic_algorithms_warn_only_enabled()
+        assert torch.backends.cudnn.deterministic and not torch.backends.cudnn.benchmark
+        assert os.environ["CUBLAS_WORKSPACE_CONFIG"] == ":4096:8" and info["deterministic_algorithms"]
+    assert (torch.are_deterministic_algorithms_enabled(), torch.backends.cudnn.deterministic,
+            torch.backends.cudnn.benchmark) == before
+    assert "CUBLAS_WORKSPACE_CONFIG" not in os.environ
+    with deterministic(torch.device("cuda"), False) as info:
+        assert not info["requested"] and torch.are_deterministic_algorithms_enabled() == before[0]
+    with deterministic(torch.device("cpu"), True) as info:  # CPU kernels are left as they are
+        assert info == {"requested": True, "deterministic_algorithms": before[0], "device": "cpu"}
