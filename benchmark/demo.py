@@ -10,11 +10,11 @@ skips the jobs that finished. Extra arguments are Hydra overrides passed to ever
 
 from __future__ import annotations
 
-import itertools
 import subprocess
 import sys
 
 from hydra import compose, initialize_config_dir
+from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import OmegaConf
 
@@ -27,17 +27,13 @@ EXPERIMENTS = ("demo", "demo_grabcut", "demo_ablations", "demo_layers", "demo_po
 
 
 def sweep_jobs(experiment: str, overrides: list[str]) -> list[list[str]]:
-    """Every job's override list, expanded from the experiment's ``hydra.sweeper.params``
-    (and sweeps given in ``overrides``) as Hydra's basic sweeper expands them."""
-    base = [f"experiment={experiment}", *overrides]
-    cfg = compose("config", overrides=base, return_hydra_config=True)
+    """Every job's override list, as Hydra's basic sweeper expands them: the experiment's
+    ``hydra.sweeper.params`` first, so a value given in ``overrides`` for the same key wins."""
+    cfg = compose("config", overrides=[f"experiment={experiment}", *overrides], return_hydra_config=True)
     params = OmegaConf.to_container(cfg.hydra.sweeper.params or {}, resolve=False)
-    sweep = [f"{k}={v}" for k, v in params.items()]
-    parsed = OverridesParser.create().parse_overrides(sweep + [o for o in overrides if "," in o])
-    axes = [[f"{o.get_key_element()}={v}" for v in o.sweep_string_iterator()] if o.is_sweep_override()
-            else [o.input_line] for o in parsed]
-    fixed = [o for o in overrides if "," not in o]
-    return [[f"experiment={experiment}", *fixed, *combo] for combo in itertools.product(*axes)]
+    arguments = [f"{k}={v}" for k, v in params.items()] + [f"experiment={experiment}", *overrides]
+    (jobs,) = BasicSweeper.split_arguments(OverridesParser.create().parse_overrides(arguments), None)
+    return [list(job) for job in jobs]
 
 
 def unfinished(experiment: str, overrides: list[str]) -> list[str]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
+from pathlib import Path
 
 import hydra
 from omegaconf import DictConfig, OmegaConf
@@ -25,6 +26,15 @@ if not OmegaConf.has_resolver("shard_suffix"):
     OmegaConf.register_new_resolver("shard_suffix", lambda n, i: f"/shard-{i}-of-{n}" if int(n) > 1 else "")
 
 
+def use_cache_dir(config: dict) -> None:
+    """Make ``paths.cache`` the cache of the whole job: the toy models, the generated data and the
+    occlusion cache are found through ``$BENCHMARK_CACHE`` (``benchmark.paths``), which loader workers
+    inherit too. ``paths.cache`` defaults to that variable, so without an override nothing changes."""
+    cache = (config.get("paths") or {}).get("cache")
+    if cache:
+        os.environ["BENCHMARK_CACHE"] = str(Path(cache).resolve())
+
+
 @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="config")
 def main(cfg: DictConfig) -> None:
     config = OmegaConf.to_container(cfg, resolve=True)
@@ -35,6 +45,7 @@ def main(cfg: DictConfig) -> None:
 
     if HydraConfig.initialized():
         redact.scrub_hydra_outputs(HydraConfig.get(), secrets)
+    use_cache_dir(config)
     if int(os.environ.get("SLURM_RESTART_COUNT", "0")) > 0:
         config["force"] = False  # a requeued job resumes its parts instead of wiping them again
     from benchmark.tracking import tracked

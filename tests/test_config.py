@@ -63,3 +63,14 @@ def test_config_typo_is_an_error_naming_the_key():
 def test_unknown_group_option_lists_the_choices():
     with pytest.raises(Exception, match="grad_cam"):
         _compose(["method=grad_cma"])
+
+
+def test_paths_cache_override_becomes_the_jobs_cache(tmp_path, monkeypatch):
+    from benchmark.paths import cache_dir
+    from benchmark.run import use_cache_dir
+
+    monkeypatch.setenv("BENCHMARK_CACHE", str(tmp_path / "env"))
+    use_cache_dir({"paths": {"cache": str(tmp_path / "override")}})
+    assert cache_dir() == (tmp_path / "override").resolve()
+    use_cache_dir({"paths": {}})  # no setting: the environment stays as it is
+    assert cache_dir() == (tmp_path / "override").resolve()

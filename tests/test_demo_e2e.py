@@ -36,6 +36,7 @@ def test_tiny_demo_end_to_end(tiny_synthetic, tmp_path):
     _run(args, tiny_synthetic, REPO)
     assert _unfinished("demo", overrides) == []  # ... and, once finished, would not launch again
     assert len(_unfinished("demo", [*overrides, "seed=1"])) == 14  # another configuration is not finished
+    assert len(_unfinished("demo", [*overrides, "seed=1", "method=grad_cam"])) == 2  # the command line wins
     runs = results / "runs" / "demo"
     summaries = {p.parent.relative_to(runs).as_posix(): json.loads(p.read_text()) for p in runs.glob("**/summary.json")}
     assert len(summaries) == 14  # 2 models x 7 methods

@@ -4,6 +4,7 @@ import json
 import math
 
 import pandas as pd
+import pytest
 
 from benchmark.table_specs import SPECS
 from benchmark.tables import REFERENCE_DIR, build, collect, wilson
@@ -59,3 +60,71 @@ def test_reference_csvs_hold_the_published_numbers():
     assert len(pg) == 29 and pg[(pg.method == "center") & (pg.dataset == "coco2014_val")]["accuracy"].item() == 27.8
     for path in REFERENCE_DIR.glob("*.csv"):
         assert pd.read_csv(path)["source"].notna().all(), path
+
+
+# --- a sharded run: `python -m benchmark.tables` merges the shards, then builds the table ---------------------
+
+# image -> cls top-1, cls top-5, GT-known, loc top-1, loc top-5, IoU, has box (localization records)
+SHARD_ROWS = {"a": (True, True, True, True, True, 0.8, True), "b": (False, True, True, False, True, 0.6, True),
+              "c": (True, True, False, False, False, 0.3, True), "d": (False, False, False, False, False, 0.0, False),
+              "e": (True, True, True, True, True, 0.7, True)}
+SHARD_COLUMNS = ["cls_correct_top1", "cls_correct_top5", "gt_known_correct", "loc_correct_top1", "loc_correct_top5",
+                 "iou", "has_box"]
+
+
+def _write_shard(root, shard, ids, metrics, device):
+    """One shard of job table1/vgg16/grad_cam/ilsvrc2012_val as ``evaluate`` leaves it (records + summary)."""
+    from benchmark.records import frame_bytes, write_json
+
+    config = {"experiment_name": "table1", "seed": 0, "device": "cpu", "batch_size": 32, "on_error": "raise",
+              "paths": {"results": str(root), "cache": "/cache"}, "logger": {"name": "none"},
+              "model": {"name": "vgg16", "weights": "IMAGENET1K_V1"},
+              "method": {"name": "grad_cam", "label": "grad_cam", "layer": None, "options": {}},
+              "metric": {"name": "localization", "options": {}},
+              "dataset": {"name": "ilsvrc2012_val", "root": "/data/ilsvrc2012_val", "split": "val", "shard": shard,
+                          "num_shards": 2, "limit": None}}
+    run = root / "runs" / "table1" / "vgg16" / "grad_cam" / "ilsvrc2012_val" / f"shard-{shard}-of-2"
+    run.mkdir(parents=True)
+    frame = pd.DataFrame([(i, 0, *SHARD_ROWS[i]) for i in ids], columns=["image_id", "class_id", *SHARD_COLUMNS])
+    frame = frame.assign(degenerate=False, blacklisted=False, error=None, model="vgg16", method="grad_cam",
+                         dataset="ilsvrc2012_val")
+    (run / "records.parquet").write_bytes(frame_bytes(frame))
+    write_json(run / "summary.json", {
+        "config_hash": f"shard{shard}", "config": config, "run_dir": str(run), "model": "vgg16", "method": "grad_cam",
+        "dataset": "ilsvrc2012_val", "metric": "localization", "status": "finished", "metrics": metrics,
+        "errors": {"n_images": 0, "policy": "raise", "examples": []},
+        "aggregation": {"name": "pooled_over_images", "version": 1}, "protocol": {"threshold": 0.15},
+        "counts": {"images": len(ids), "records": len(ids)}, "seed": 0, "layer": "features.29",
+        "versions": {"torch": "2.13.0"}, "git": {"commit": "abc", "dirty": False}, "device": device})
+
+
+def test_table1_row_of_a_sharded_run_is_recomputed_over_both_shards(tmp_path, capsys):
+    from benchmark.tables import main
+
+    # strided shards of 5 images: positions 0, 2, 4 and 1, 3; each shard's own (correct) numbers
+    _write_shard(tmp_path, 0, ["a", "c", "e"], {"n_images": 3, "cls_err_top1": 0.0, "cls_err_top5": 0.0,
+                                                "loc_err_top1": 100 / 3, "loc_err_top5": 100 / 3}, "cpu")
+    _write_shard(tmp_path, 1, ["b", "d"], {"n_images": 2, "cls_err_top1": 100.0, "cls_err_top5": 50.0,
+                                           "loc_err_top1": 100.0, "loc_err_top5": 50.0}, "cuda (A100)")
+    main(["--results", str(tmp_path)])
+    assert "table1_localization" in capsys.readouterr().out
+    merged = json.loads((tmp_path / "runs/table1/vgg16/grad_cam/ilsvrc2012_val/summary.json").read_text())
+    assert merged["merge"]["num_shards"] == 2 and merged["counts"] == {"images": 5, "records": 5}
+    table = pd.read_csv(tmp_path / "tables" / "table1_localization.csv")
+    ours = table[(table["model"] == "vgg16") & (table["method"] == "grad_cam")]
+    assert len(ours) == 1  # one row for the job, not one per shard
+    row = ours.iloc[0]
+    # pooled over the 5 images (not the mean of the shards' 50 / 25 / 66.7 / 41.7):
+    # cls top-1 right a c e -> 40 % error; top-5 a b c e -> 20 %; loc top-1 a e -> 60 %; loc top-5 a b e -> 40 %;
+    # GT-known a b e -> 60 % accuracy
+    assert row["n images"] == 5 and row["degenerate"] == 0
+    ours = [row["cls err top-1"], row["cls err top-5"], row["loc err top-1"], row["loc err top-5"]]
+    assert ours == pytest.approx([40.0, 20.0, 60.0, 40.0]) and row["GT-known loc acc"] == pytest.approx(60.0)
+    assert row["loc err top-1 (paper)"] == 56.51 and row["loc err top-5 (paper)"] == 46.41  # side by side
+    assert row["loc err top-1 Δ"] == pytest.approx(3.49) and row["loc err top-5 Δ"] == pytest.approx(-6.41)
+    # Wilson, p = 0.6, n = 5: (0.6 + 0.3842) / 1.7683 -+ 1.96 * sqrt(0.048 + 0.0384) / 1.7683 = 0.5566 -+ 0.3258
+    assert row["loc err top-1 95% CI"] == "[23.1, 88.2]"
+    md = (tmp_path / "tables" / "table1_localization.md").read_text()
+    (line,) = [x for x in md.splitlines() if x.startswith("| vgg16 | grad_cam |")]
+    assert line.startswith("| vgg16 | grad_cam | ilsvrc2012_val | 40.00 | 20.00 | 60.00 | 40.00 | 60.00 |")
+    assert line.endswith("| [23.1, 88.2] | 56.51 | 46.41 | 3.49 | -6.41 |")
