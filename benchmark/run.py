@@ -10,7 +10,6 @@ from __future__ import annotations
 import logging
 import os
 import sys
-from pathlib import Path
 
 import hydra
 from omegaconf import DictConfig, OmegaConf
@@ -29,10 +28,12 @@ if not OmegaConf.has_resolver("shard_suffix"):
 def use_cache_dir(config: dict) -> None:
     """Make ``paths.cache`` the cache of the whole job: the toy models, the generated data and the
     occlusion cache are found through ``$BENCHMARK_CACHE`` (``benchmark.paths``), which loader workers
-    inherit too. ``paths.cache`` defaults to that variable, so without an override nothing changes."""
+    inherit too. The value is set exactly as configured (not made absolute): ``paths.cache`` defaults
+    to that variable, so the next job of a multirun in this process composes the same config (and
+    config hash) as the first."""
     cache = (config.get("paths") or {}).get("cache")
     if cache:
-        os.environ["BENCHMARK_CACHE"] = str(Path(cache).resolve())
+        os.environ["BENCHMARK_CACHE"] = str(cache)
 
 
 @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="config")

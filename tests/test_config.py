@@ -74,3 +74,18 @@ def test_paths_cache_override_becomes_the_jobs_cache(tmp_path, monkeypatch):
     assert cache_dir() == (tmp_path / "override").resolve()
     use_cache_dir({"paths": {}})  # no setting: the environment stays as it is
     assert cache_dir() == (tmp_path / "override").resolve()
+
+
+def test_a_later_job_in_the_same_process_composes_the_same_config(monkeypatch):
+    """use_cache_dir runs in every job of a multirun; the next job's config (and hash) must not change."""
+    from benchmark.run import use_cache_dir
+
+    monkeypatch.delenv("BENCHMARK_CACHE", raising=False)
+
+    def resolved():
+        cfg = _compose(["experiment=demo", "model=toy_gap", "method=cam"])
+        return OmegaConf.to_container(OmegaConf.masked_copy(cfg, [k for k in cfg if k != "hydra"]), resolve=True)
+
+    first = resolved()
+    use_cache_dir(first)
+    assert resolved() == first
