@@ -85,7 +85,8 @@ class Config:
     device: str = "cpu"
     deterministic: bool = True  # on CUDA: deterministic algorithms, cuDNN without autotuning
     batch_size: int = 32
-    num_workers: int = 0
+    num_workers: int = 0  # DataLoader workers: JPEG decoding and preprocessing off the main thread
+    overlap_postprocessing: bool = True  # host phase of a batch (resize, boxes) beside the next batch's pass
     part_size: int = 512
     progress: bool = True
     force: bool = False

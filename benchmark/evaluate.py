@@ -9,9 +9,11 @@ anything is written; secrets in the config are dropped before it is hashed or wr
 
 from __future__ import annotations
 
+import collections
 import functools
 import logging
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -31,7 +33,7 @@ from benchmark.records import RunStore, config_hash, write_json
 from benchmark.redact import public_config, secret_values
 
 log = logging.getLogger(__name__)
-NON_SEMANTIC = ("force", "logger", "num_workers", "paths", "part_size", "progress")
+NON_SEMANTIC = ("force", "logger", "num_workers", "overlap_postprocessing", "paths", "part_size", "progress")
 
 
 def run_dir_for(config: dict) -> Path:
@@ -206,20 +208,46 @@ def _run(config, store, base, model, info, method, metric, dataset, prep, device
     buffer: list[dict] = []
     part_size = config.get("part_size", 512)
     label = f"{info.name}/{mcfg['label']}/{ds['name']}"
-    with Progress(len(todo), label, enabled=config.get("progress", True)) as bar:
-        for samples, images, errors in loader:
-            rows = [{"image_id": image_id, "class_id": -1, "error": message} for image_id, message in errors]
-            if samples:
-                with for_samples(method, samples):  # methods that read maps by image id (precomputed)
-                    rows += metric.score_batch(samples, images.to(device, non_blocking=True), method, prep)
-            for row in rows:
-                row.setdefault("error", None)
-                row.update(model=info.name, method=mcfg["label"], dataset=ds["name"])
-            buffer.extend(rows)
-            bar.update(len(samples) + len(errors))
-            if len(buffer) >= part_size:
-                store.write_part(buffer)
-                buffer = []
+    # the host phase of batch i (resize to original size, boxes) runs in a worker thread while batch
+    # i+1 is on the device; rows are collected in batch order, so records do not depend on it
+    in_flight = 1 if config.get("overlap_postprocessing", True) else 0
+    pending: collections.deque = collections.deque()
+    with Progress(len(todo), label, enabled=config.get("progress", True)) as bar, ThreadPoolExecutor(1) as host:
+        collecting = [False]  # an error raised while collecting (a host phase, a part write) stops at once
+
+        def collect(keep: int) -> None:
+            nonlocal buffer
+            collecting[0] = True
+            while len(pending) > keep:
+                future, rows, count = pending.popleft()
+                rows = rows + future.result()
+                for row in rows:
+                    row.setdefault("error", None)
+                    row.update(model=info.name, method=mcfg["label"], dataset=ds["name"])
+                buffer.extend(rows)
+                bar.update(count)
+                if len(buffer) >= part_size:
+                    store.write_part(buffer)
+                    buffer = []
+            collecting[0] = False
+
+        try:
+            for samples, images, errors in loader:
+                rows = [{"image_id": image_id, "class_id": -1, "error": message} for image_id, message in errors]
+                finish = list
+                if samples:
+                    with for_samples(method, samples):  # methods that read maps by image id (precomputed)
+                        finish = metric.prepare_batch(samples, images.to(device, non_blocking=True), method, prep)
+                pending.append((host.submit(finish), rows, len(samples) + len(errors)))
+                collect(in_flight)
+        except BaseException:
+            if not collecting[0]:  # the loader or the device phase failed: batches already scored
+                try:               # still reach their parts, as in a serial loop
+                    collect(0)
+                except Exception as err:  # noqa: BLE001  (the first error is the one to report)
+                    log.warning("while stopping: a pending batch failed too: %s", err)
+            raise
+        collect(0)
         store.write_part(buffer)
     frame = store.read_parts()
     failed = frame["error"].notna() if len(frame) else pd.Series([], dtype=bool)

@@ -134,7 +134,7 @@ def debug_setup(job: list[str], results: Path, request, debug_data: DebugData, c
     """``(overrides, environment)`` that run ``job`` in debug mode; the fixtures it needs are made here."""
     cfg = OmegaConf.to_container(_compose(job), resolve=False)  # names only: paths resolve once set
     ds, model, metric = cfg["dataset"], cfg["model"], cfg["metric"]
-    overrides = [f"paths.results={results}", f"batch_size={BATCH}", "progress=false"]
+    overrides = [f"paths.results={results}", f"batch_size={BATCH}", "progress=false", "num_workers=0"]
     env: dict[str, str] = {}
     real_model = (model.get("arch") or model["name"]) not in TOY_ARCHS
     if ds.get("generate") or not real_model:

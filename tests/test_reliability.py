@@ -115,3 +115,39 @@ def test_deterministic_scope_on_cuda_sets_and_restores_the_flags(monkeypatch):
         assert not info["requested"] and torch.are_deterministic_algorithms_enabled() == before[0]
     with deterministic(torch.device("cpu"), True) as info:  # CPU kernels are left as they are
         assert info == {"requested": True, "deterministic_algorithms": before[0], "device": "cpu"}
+
+
+def test_host_phase_overlaps_the_next_batch_and_records_are_unchanged(tiny_synthetic, tmp_path, monkeypatch):
+    """Localization's host phase (resize to the original size, box) of batch n runs in the worker thread
+    while the main thread already runs batch n+1 on the device; the records equal those of the serial
+    loop byte for byte."""
+    import threading
+
+    from benchmark.metrics.localization import Localization
+
+    started = [threading.Event() for _ in range(5)]
+    seen, threads = [], set()
+    original = Localization.prepare_batch
+
+    def traced(self, samples, *args):
+        n = sum(e.is_set() for e in started)
+        started[n].set()
+        finish = original(self, samples, *args)
+
+        def host():
+            threads.add(threading.current_thread().name)
+            seen.append(started[n + 1].wait(timeout=10 if n < 3 else 0))  # did batch n+1 reach the device meanwhile?
+            return finish()
+
+        return host
+
+    base = ["model=toy_vgg", "method=grad_cam", "dataset.limit=8", "batch_size=2", "progress=false"]
+    with monkeypatch.context() as patch:
+        patch.setattr(Localization, "prepare_batch", traced)
+        overlapped = evaluate(_config(base + [f"paths.results={tmp_path / 'a'}"]))
+    assert seen[:3] == [True, True, True] and "MainThread" not in threads  # 4 batches; the last has no successor
+    serial = evaluate(_config(base + ["overlap_postprocessing=false", f"paths.results={tmp_path / 'b'}"]))
+    assert overlapped["config_hash"] == serial["config_hash"]  # a speed setting, not part of the protocol
+    a = Path(overlapped["run_dir"]) / "records.parquet"
+    b = Path(serial["run_dir"]) / "records.parquet"
+    assert a.read_bytes() == b.read_bytes()

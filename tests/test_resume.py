@@ -1,7 +1,7 @@
 """A run killed mid-way (SIGKILL) and restarted ends with the records of an uninterrupted run.
 
 Both runs are real ``python -m benchmark`` processes on the tiny synthetic data, with
-``part_size=4`` so parts are written as the run goes. The restarted run must resume from the
+parts of 2 images so parts are written as the run goes. The restarted run must resume from the
 complete parts (not start over), ignore the temporary file a kill during a write leaves behind,
 and finish with a ``records.parquet`` byte-identical to the uninterrupted run's. The slow test
 sends submitit's pre-emption signal to a job of the local launcher and checks it is requeued and
@@ -10,6 +10,7 @@ resumes, as a pre-empted Slurm job does.
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -22,7 +23,7 @@ import pytest
 from benchmark.records import RunStore
 
 REPO = Path(__file__).resolve().parents[1]
-JOB = ["model=toy_gap", "method=grad_cam", "dataset.limit=8", "batch_size=2", "part_size=4"]
+JOB = ["model=toy_gap", "method=grad_cam", "dataset.limit=8", "batch_size=2", "part_size=2"]
 
 
 def _start(results: Path, cache: Path) -> subprocess.Popen:
@@ -52,7 +53,7 @@ def test_killed_run_resumes_to_identical_records(tiny_synthetic, tmp_path):
     assert victim.returncode == -9, "the run finished before it could be killed"
     assert not (victim_dir / "summary.json").exists() and not (victim_dir / "records.parquet").exists()
     kept = {p.name: p.read_bytes() for p in parts.glob("part-*.parquet")}
-    assert len(kept) == 1  # 8 images in parts of 4: killed mid-way
+    assert 1 <= len(kept) < 4  # 8 images in parts of 2: killed mid-way
     # what a kill during a part write leaves: the temporary file of atomic_write_bytes, half written
     first = next(iter(kept.values()))
     stale = parts / f".part-{len(kept):06d}.parquet.k1ll3d.tmp"
@@ -75,7 +76,8 @@ def test_killed_run_resumes_to_identical_records(tiny_synthetic, tmp_path):
     assert ours["counts"] == theirs["counts"] == {"images": 8, "records": 8}
     # Hydra's job log in the run folder is appended to: progress lines of both attempts
     log = (victim_dir / "run.log").read_text()
-    assert "synthetic_val: 4/8 images (50%)" in log and "synthetic_val: 4/4 images (100%)" in log
+    left = 8 - resumed_images
+    assert re.search(r"synthetic_val: [1-7]/8 images", log) and f"synthetic_val: {left}/{left} images (100%)" in log
 
 
 def _children(pid: int) -> list[int]:
@@ -113,7 +115,7 @@ def test_preempted_submitit_job_is_requeued_and_resumes(tiny_synthetic, tmp_path
     job_log = (submitit_dir / str(controller) / f"{controller}_0_log.out").read_text()
     assert job_log.count("Starting with JobEnvironment") == 2  # the same job, started again
     assert "this job is preempted" in job_log and "Calling checkpoint method" in job_log and "Requeued job" in job_log
-    assert json.loads((run_dir / "timing.json").read_text())["images_resumed"] == 4
+    assert json.loads((run_dir / "timing.json").read_text())["images_resumed"] in (2, 4, 6)  # resumed mid-way
     records = pd.read_parquet(run_dir / "records.parquet")
     assert len(records) == 8 and records["image_id"].is_unique and records["image_id"].is_monotonic_increasing
     assert json.loads((run_dir / "summary.json").read_text())["counts"] == {"images": 8, "records": 8}

@@ -8,7 +8,7 @@ separate named step, aggregates the records of a run into summary numbers. Aggre
 from __future__ import annotations
 
 import inspect
-from typing import Any
+from typing import Any, Callable
 
 import pandas as pd
 import torch
@@ -30,6 +30,16 @@ class Metric:
     def score_batch(self, samples: list[Sample], images: torch.Tensor, method: SaliencyMethod,
                     prep: Preprocess) -> list[dict[str, Any]]:
         raise NotImplementedError
+
+    def prepare_batch(self, samples: list[Sample], images: torch.Tensor, method: SaliencyMethod,
+                      prep: Preprocess) -> Callable[[], list[dict[str, Any]]]:
+        """Two phases: the device work now (the method's pass, maps copied to the host), the host
+        work (resizing to the original size, boxes, points) in the returned callable, which
+        ``evaluate`` runs in a worker thread while the next batch is on the device. The callable
+        must not touch ``method`` (its hooks and scopes belong to the main thread). This default
+        does everything now."""
+        rows = self.score_batch(samples, images, method, prep)
+        return lambda: rows
 
     def aggregate(self, records: pd.DataFrame) -> dict[str, Any]:
         raise NotImplementedError

@@ -68,17 +68,24 @@ class Localization(Metric):
         return box_from_map(saliency, self.threshold)
 
     def score_batch(self, samples, images, method, prep):
+        return self.prepare_batch(samples, images, method, prep)()
+
+    def prepare_batch(self, samples, images, method, prep):
+        """Device: the GT-class maps and the logits. Host (returned): each map resized to its image's
+        original size, its box, IoU and the devkit flags."""
         import torch
 
         gt = torch.tensor([s.labels[0] for s in samples], dtype=torch.long)
         ex = method.explain(images, gt)
         k = min(self.topk, ex.logits.shape[1])
         top = ex.logits.topk(k, dim=1).indices.cpu().numpy()
-        rows = []
-        for i, sample in enumerate(samples):
-            saliency = prep.to_original(ex.maps[i], sample.orig_size_hw)[0].cpu().numpy()
-            rows.append(self.score_one(sample, int(gt[i]), saliency, top[i]))
-        return rows
+        maps = ex.maps.detach().cpu()
+
+        def finish():
+            return [self.score_one(sample, int(gt[i]), prep.to_original(maps[i], sample.orig_size_hw)[0].numpy(), top[i])
+                    for i, sample in enumerate(samples)]
+
+        return finish
 
     def score_one(self, sample, class_id: int, saliency: np.ndarray, top: np.ndarray) -> dict:
         """Record for one image: classification, box, IoU and the devkit's correctness flags."""
