@@ -60,20 +60,17 @@ def _median(rows, section, model, contender):
 
 
 def factors(rows: list[dict], k: int) -> dict:
-    """Forward-equivalents per image measured in this run: ``{(model, family, classes): factor}``."""
+    """Forward-equivalents per image measured in this run: ``{(model, family, classes): factor}``.
+    Grad-CAM from ``ours kK``, pixel-space methods from ``ours guided kK``, each over the plain forward
+    of the same model (timed in the Grad-CAM section)."""
     out = {}
-    for model in {r["model"] for r in rows if r["section"] == "grad_cam"}:
-        fwd = _median(rows, "grad_cam", model, "forward")
-        for kk in (1, k):
-            gc = _median(rows, "grad_cam", model, f"ours k{kk}")
-            if fwd and gc:
-                out[(model, "grad_cam", kk)] = gc / fwd
-    for model in {r["model"] for r in rows if r["section"] == "pixel"}:
-        fwd = _median(rows, "grad_cam", model, "forward")
-        for kk in (1, k):
-            px = _median(rows, "pixel", model, f"ours guided k{kk}")
-            if fwd and px:
-                out[(model, "pixel", kk)] = px / fwd
+    for section, family, contender in (("grad_cam", "grad_cam", "ours k{}"), ("pixel", "pixel", "ours guided k{}")):
+        for model in {r["model"] for r in rows if r["section"] == section}:
+            fwd = _median(rows, "grad_cam", model, "forward")
+            for kk in (1, k):
+                cost = _median(rows, section, model, contender.format(kk))
+                if fwd and cost:
+                    out[(model, family, kk)] = cost / fwd
     return out
 
 

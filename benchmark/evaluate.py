@@ -144,7 +144,11 @@ def _build_method(mcfg: dict, model, info):
 
 def job_state(config: dict, run_dir: Path | None = None) -> tuple[Path, str, dict | None]:
     """``(run folder, config hash, summary if it finished with this config else None)``."""
-    config = public_config(config, secret_values(config))
+    return _state(public_config(config, secret_values(config)), run_dir)
+
+
+def _state(config: dict, run_dir: Path | None) -> tuple[Path, str, dict | None]:
+    """``job_state`` of a config whose secrets are already removed."""
     run_dir = Path(run_dir or run_dir_for(config))
     digest = config_hash({k: v for k, v in config.items() if k not in NON_SEMANTIC})
     return run_dir, digest, RunStore(run_dir).finished(digest)
@@ -157,7 +161,7 @@ def evaluate(config: dict, run_dir: Path | None = None) -> dict:
     image files), so a bad input leaves no partial output; the run holds the folder's lock.
     """
     config = public_config(config, secret_values(config))  # secrets are never hashed, written or logged
-    run_dir, digest, done = job_state(config, run_dir)
+    run_dir, digest, done = _state(config, run_dir)
     store = RunStore(run_dir)
     if done is not None and not config.get("force"):
         log.info("skip %s: finished with the same configuration", run_dir)
@@ -213,11 +217,11 @@ def _run(config, store, base, model, info, method, metric, dataset, prep, device
     in_flight = 1 if config.get("overlap_postprocessing", True) else 0
     pending: collections.deque = collections.deque()
     with Progress(len(todo), label, enabled=config.get("progress", True)) as bar, ThreadPoolExecutor(1) as host:
-        collecting = [False]  # an error raised while collecting (a host phase, a part write) stops at once
+        collecting = False  # an error raised while collecting (a host phase, a part write) stops at once
 
         def collect(keep: int) -> None:
-            nonlocal buffer
-            collecting[0] = True
+            nonlocal buffer, collecting
+            collecting = True
             while len(pending) > keep:
                 future, rows, count = pending.popleft()
                 rows = rows + future.result()
@@ -229,7 +233,7 @@ def _run(config, store, base, model, info, method, metric, dataset, prep, device
                 if len(buffer) >= part_size:
                     store.write_part(buffer)
                     buffer = []
-            collecting[0] = False
+            collecting = False
 
         try:
             for samples, images, errors in loader:
@@ -241,7 +245,7 @@ def _run(config, store, base, model, info, method, metric, dataset, prep, device
                 pending.append((host.submit(finish), rows, len(samples) + len(errors)))
                 collect(in_flight)
         except BaseException:
-            if not collecting[0]:  # the loader or the device phase failed: batches already scored
+            if not collecting:  # the loader or the device phase failed: batches already scored
                 try:               # still reach their parts, as in a serial loop
                     collect(0)
                 except Exception as err:  # noqa: BLE001  (the first error is the one to report)

@@ -12,6 +12,7 @@ from benchmark.methods import NotApplicable, build_method
 from benchmark.methods._ebp_rules import excitation_rules
 from benchmark.models import build_model
 from benchmark.models.base import ModelInfo, freeze
+from graph_walk import graph_kept_at
 
 METHODS = ("excitation_backprop", "contrastive_excitation_backprop")
 
@@ -197,14 +198,8 @@ def test_model_untouched_after_call_and_after_exception(zoo):
 def test_trunk_runs_without_graph(zoo):
     model, layers = zoo["resnet50"]
     info = ModelInfo(name="resnet50", num_classes=1000, input_size=64, layers=layers)
-    seen = {}
-    h1 = model.layer2.register_forward_hook(lambda m, i, o: seen.__setitem__("trunk", o.requires_grad))
-    h2 = model.fc.register_forward_hook(lambda m, i, o: seen.__setitem__("head", o.grad_fn is not None))
-    try:
-        build_method("contrastive_excitation_backprop", model, info)(torch.randn(1, 3, 64, 64), torch.tensor([5]))
-    finally:
-        h1.remove()
-        h2.remove()
+    method = build_method("contrastive_excitation_backprop", model, info)
+    seen = graph_kept_at(lambda: method(torch.randn(1, 3, 64, 64), torch.tensor([5])), trunk=model.layer2, head=model.fc)
     assert seen == {"trunk": False, "head": True}
 
 

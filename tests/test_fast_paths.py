@@ -22,6 +22,7 @@ from benchmark.methods._fast import trunk_autocast
 from benchmark.methods import build_method
 from benchmark.models import build_model
 from benchmark.models.base import resolve_layer
+from graph_walk import autograd_graph
 
 SIZE = 64  # ResNet-50's layer4 is 2 x 2 here
 VGG_SIZE = 32  # VGG-16's features.29 is 2 x 2 here (the smallest input VGG-16 accepts)
@@ -86,17 +87,7 @@ def _graph_of(model, info, name, x, ids, last):
         build_method(name, model, info).explain(x, ids)
     finally:
         handle.remove()
-    names, leaves, seen, stack = [], [], set(), [kept["out"].grad_fn]
-    while stack:
-        node = stack.pop()
-        if node is None or node in seen:
-            continue
-        seen.add(node)
-        names.append(type(node).__name__)
-        if names[-1] == "AccumulateGrad":
-            leaves.append(node.variable)
-        stack.extend(n for n, _ in node.next_functions)
-    return names, leaves
+    return autograd_graph(kept["out"])
 
 
 def test_grad_cam_graph_covers_only_the_head(resnet50):
@@ -174,6 +165,11 @@ def test_channels_last_option_keeps_maps(resnet50):
     ref = build_method("guided_backprop", model, info).explain(x[:1], ids[:1]).maps
     maps = build_method("guided_backprop", model, info, channels_last=True).explain(x[:1], ids[:1]).maps
     assert torch.allclose(maps, ref, rtol=0, atol=1e-4 * ref.abs().max().item())
+    ref = build_method("guided_grad_cam", model, info).explain(x[:1], ids[:1]).maps
+    combined = build_method("guided_grad_cam", model, info, channels_last=True)
+    maps = combined.explain(x[:1], ids[:1]).maps
+    assert torch.allclose(maps, ref, rtol=0, atol=1e-4 * ref.abs().max().item())
+    assert combined.guided.backprop.model is combined.gradcam.backprop.model is not model  # one shared copy
 
 
 def test_low_precision_option_within_tolerance(resnet50):

@@ -8,18 +8,11 @@ from benchmark.methods import build_method
 from benchmark.methods.backprop import relu_rule
 from benchmark.models import build_model
 from benchmark.models.base import ModelInfo, freeze
+from graph_walk import autograd_graph, graph_kept_at
 
 
 def _graph_nodes(output: torch.Tensor) -> list[str]:
-    seen, stack, names = set(), [output.grad_fn], []
-    while stack:
-        node = stack.pop()
-        if node is None or node in seen:
-            continue
-        seen.add(node)
-        names.append(type(node).__name__)
-        stack.extend(n for n, _ in node.next_functions)
-    return names
+    return autograd_graph(output)[0]
 
 
 def _relu_nodes(names):
@@ -145,14 +138,8 @@ def test_hooks_removed_and_model_unchanged_after_method_raises(resnet50):
 
 def test_grad_cam_trunk_runs_without_graph(resnet50):
     model, info = resnet50
-    seen = {}
-    h1 = model.layer3.register_forward_hook(lambda m, i, o: seen.__setitem__("trunk", o.requires_grad or o.grad_fn is not None))
-    h2 = model.fc.register_forward_hook(lambda m, i, o: seen.__setitem__("head", o.grad_fn is not None))
-    try:
-        build_method("grad_cam", model, info)(torch.randn(1, 3, 224, 224), torch.tensor([5]))
-    finally:
-        h1.remove()
-        h2.remove()
+    method = build_method("grad_cam", model, info)
+    seen = graph_kept_at(lambda: method(torch.randn(1, 3, 224, 224), torch.tensor([5])), trunk=model.layer3, head=model.fc)
     assert seen == {"trunk": False, "head": True}
 
 

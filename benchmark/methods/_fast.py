@@ -94,6 +94,3 @@ class FastPath:
         if dtype is None:
             return contextlib.nullcontext()
         return trunk_autocast(self.model, self.layer, device, dtype)
-
-    def settings(self) -> dict:
-        return {"channels_last": self.channels_last, "trunk_precision": self.precision}

@@ -50,10 +50,13 @@ class GuidedGradCAM(SaliencyMethod):
 
     def __init__(self, model, info, layer=None, reduction: str = "max_abs", channels_last: bool = False):
         super().__init__(model, info)
-        self.guided = PixelGradient(model, info, "guided", "guided_backprop", reduction, channels_last=channels_last)
-        self.gradcam = GradCAM(model, info, layer=layer, channels_last=channels_last)
+        fast = FastPath(model, channels_last)  # one channels-last copy shared by both parts
+        self.images = fast.images
+        self.guided = PixelGradient(fast.model, info, "guided", "guided_backprop", reduction)
+        self.gradcam = GradCAM(fast.model, info, layer=layer)
 
     def _explain(self, images, class_ids):
+        images = self.images(images)
         guided = self.guided.explain(images, class_ids)
         cam = self.gradcam.explain(images, class_ids)
         return Explanation(maps=guided.maps * cam.maps, logits=cam.logits)

@@ -86,11 +86,8 @@ def _load(path: Path, mmap: bool = False):
     try:
         return np.load(path, allow_pickle=False, mmap_mode="r" if mmap else None)
     except ValueError as err:
-        if "pickle" in str(err).lower() or "object" in str(err).lower():
-            raise PrecomputedMapError(
-                f"{path}: refused: holds an object array (pickled Python objects), read with allow_pickle=False; "
-                "save plain numeric arrays (e.g. np.save(path, m.astype(np.float32)))") from None
-        raise PrecomputedMapError(f"{path}: not a readable NumPy .npy/.npz file ({err})") from None
+        raise _load_error(err, path, f"not a readable NumPy .npy/.npz file ({err})",
+                          " (e.g. np.save(path, m.astype(np.float32)))") from None
     except (OSError, EOFError) as err:
         raise PrecomputedMapError(f"{path}: not a readable NumPy .npy/.npz file ({err})") from None
 
@@ -100,11 +97,15 @@ def _member(archive, key: str, where: str) -> np.ndarray:
     try:
         return archive[key]
     except ValueError as err:
-        if "pickle" in str(err).lower() or "object" in str(err).lower():
-            raise PrecomputedMapError(
-                f"{where}: refused: holds an object array (pickled Python objects), read with allow_pickle=False; "
-                "save plain numeric arrays") from None
-        raise PrecomputedMapError(f"{where}: unreadable array ({err})") from None
+        raise _load_error(err, where, f"unreadable array ({err})") from None
+
+
+def _load_error(err: ValueError, where, otherwise: str, hint: str = "") -> PrecomputedMapError:
+    """The error for a ``ValueError`` of ``np.load``: a refused pickle, or ``otherwise``."""
+    if "pickle" in str(err).lower() or "object" in str(err).lower():
+        return PrecomputedMapError(f"{where}: refused: holds an object array (pickled Python objects), read with "
+                                   f"allow_pickle=False; save plain numeric arrays{hint}")
+    return PrecomputedMapError(f"{where}: {otherwise}")
 
 
 class Precomputed(SaliencyMethod):
