@@ -47,17 +47,18 @@ def grad_cam(model_name, model, info, images, class_ids, device, budget_s, round
     """Grad-CAM: ours (K=1, K), pytorch-grad-cam and Captum (K one-class calls each), forward, fast variants."""
     k = class_ids.shape[1]
     layer = build_method("grad_cam", model, info).layer
-    pgc = tools.PytorchGradCam(model, layer)
+    pgcs = [tools.PytorchGradCam(model, layer, trainable=True), tools.PytorchGradCam(model, layer, trainable=False)]
     cap = tools._quiet_maps(tools.captum_grad_cam(model, layer))
     try:
-        ref = build_method("grad_cam", model, info).explain(images[:2], class_ids[:2, :1]).maps[:, 0]
+        # both tools rectify the layer-resolution map before upsampling: compare with relu_at="layer"
+        ref = build_method("grad_cam", model, info, relu_at="layer").explain(images[:2], class_ids[:2, :1]).maps[:, 0]
         two = (images[:2], class_ids[:2, 0])
-        checks = [_agreement("grad_cam", model_name, ref, pgc.maps(*two), "pytorch-grad-cam", False),
+        checks = [*(_agreement("grad_cam", model_name, ref, p.maps(*two), p.tag, False) for p in pgcs),
                   _agreement("grad_cam", model_name, ref, cap(*two), "captum", True)]
         contenders = [tools.ours("grad_cam", model, info, images, class_ids[:, :1]),
                       tools.ours("grad_cam", model, info, images, class_ids),
                       tools.forward(model, images, device, k),
-                      *pgc.contenders(images, class_ids, device),
+                      *(c for p in pgcs for c in p.contenders(images, class_ids, device)),
                       *tools.captum_contenders(cap, images, class_ids, device)]
         if fast:
             full = build_method("grad_cam", model, info).explain(images, class_ids).maps
@@ -69,7 +70,8 @@ def grad_cam(model_name, model, info, images, class_ids, device, budget_s, round
                         checks.append(_agreement("grad_cam", model_name, full, c.fn(), c.tool, True))
         rows = timed_rows("grad_cam", model_name, contenders, device, budget_s, rounds)
     finally:
-        pgc.close()
+        for p in pgcs:
+            p.close()
     return rows, checks
 
 

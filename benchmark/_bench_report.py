@@ -43,36 +43,69 @@ def _ratio(rows, section, model, slow, fast, name, target=None, higher=True):
             "holds": holds}
 
 
-# (slow contender, fast contender, name, target, higher is better); ``{k}`` is the class count
+# (slow contender, fast contender, name, target, higher is better); ``{k}`` is the class count.
+# "pytorch-grad-cam" is that tool as its README runs it (trainable parameters); "pytorch-grad-cam
+# frozen" its cheapest set-up (frozen model, input requiring grad). Targets are set on the first.
+_PGC = (("pytorch-grad-cam", "pytorch-grad-cam", 1), ("pytorch-grad-cam frozen", "pytorch-grad-cam (frozen model)", 0))
 GRAD_CAM_RATIOS = [
-    ("pytorch-grad-cam k1", "ours k1", "Grad-CAM 1 class: ours / pytorch-grad-cam", 4, True),
-    ("pytorch-grad-cam k{k}", "ours k{k}", "Grad-CAM {k} classes: ours / pytorch-grad-cam", 10, True),
+    *((f"{c} k1", "ours k1", f"Grad-CAM 1 class: ours / {label}", 4 if t else None, True) for c, label, t in _PGC),
+    *((f"{c} k{{k}}", "ours k{k}", f"Grad-CAM {{k}} classes: ours / {label}", 10 if t else None, True)
+      for c, label, t in _PGC),
     ("captum k1", "ours k1", "Grad-CAM 1 class: ours / Captum LayerGradCam", 1, True),
     ("captum k{k}", "ours k{k}", "Grad-CAM {k} classes: ours / Captum LayerGradCam", 4, True),
     ("ours k{k}", "forward", "Grad-CAM {k} classes cost / plain forward", 1.2, False),
     ("ours k1", "forward", "Grad-CAM 1 class cost / plain forward", None, False),
     # the speed options (method options channels_last, trunk_precision=auto) against the same targets;
     # their maps' agreement with float32 is in agreement.csv
-    ("pytorch-grad-cam k1", "ours cl k1", "Grad-CAM 1 class: ours channels-last / pytorch-grad-cam", 4, True),
-    ("pytorch-grad-cam k{k}", "ours cl k{k}", "Grad-CAM {k} classes: ours channels-last / pytorch-grad-cam", 10, True),
+    *((f"{c} k1", "ours cl k1", f"Grad-CAM 1 class: ours channels-last / {label}", 4 if t else None, True)
+      for c, label, t in _PGC),
+    *((f"{c} k{{k}}", "ours cl k{k}", f"Grad-CAM {{k}} classes: ours channels-last / {label}", 10 if t else None, True)
+      for c, label, t in _PGC),
     ("captum k1", "ours cl k1", "Grad-CAM 1 class: ours channels-last / Captum LayerGradCam", 1, True),
     ("captum k{k}", "ours cl k{k}", "Grad-CAM {k} classes: ours channels-last / Captum LayerGradCam", 4, True),
-    ("pytorch-grad-cam k1", "ours cl+amp k1", "Grad-CAM 1 class: ours cl+amp / pytorch-grad-cam (float32)", 4, True),
-    ("pytorch-grad-cam k{k}", "ours cl+amp k{k}", "Grad-CAM {k} classes: ours cl+amp / pytorch-grad-cam (float32)",
-     10, True),
+    *((f"{c} k1", "ours cl+amp k1", f"Grad-CAM 1 class: ours cl+amp / {label} (float32)", 4 if t else None, True)
+      for c, label, t in _PGC),
+    *((f"{c} k{{k}}", "ours cl+amp k{k}", f"Grad-CAM {{k}} classes: ours cl+amp / {label} (float32)",
+       10 if t else None, True) for c, label, t in _PGC),
     ("ours k{k}", "ours cl k{k}", "Grad-CAM {k} classes: channels-last / float32", None, True),
     ("ours k{k}", "ours cl+amp k{k}", "Grad-CAM {k} classes: channels-last + low-precision trunk / float32", None, True),
 ]
 
 
-def ratios(rows: list[dict], k: int, with_targets: bool = True) -> list[dict]:
-    """Every ratio the issue asks for, with its target where one is set."""
+# the stated tolerances of the speed options (benchmark/methods/_fast.py), checked on agreement.csv
+TOLERANCES = {"ours cl": ("max_rel_diff", 1e-4, "max |diff| <= 1e-4 of the map maximum"),
+              "ours cl+amp": ("min_pearson", 0.98, "per-map Pearson >= 0.98")}
+
+
+def _within_tolerance(checks: list[dict], model: str, tool: str) -> bool | None:
+    """Whether the agreement rows of ``tool`` on ``model`` meet its stated tolerance (None: not measured)."""
+    if tool not in TOLERANCES:
+        return None
+    column, limit, _ = TOLERANCES[tool]
+    values = [c[column] for c in checks if c["model"] == model and c["compared"] == tool and c.get(column) is not None]
+    if not values:
+        return None
+    return all(v >= limit for v in values) if column == "min_pearson" else all(v <= limit for v in values)
+
+
+def ratios(rows: list[dict], k: int, with_targets: bool = True, checks: list[dict] | None = None) -> list[dict]:
+    """Every ratio the issue asks for, with its target where one is set.
+
+    A speed option's ratio ``holds`` only when its maps also met the option's stated tolerance in
+    ``checks`` (the agreement rows); ``maps_ok`` says whether they did.
+    """
     t = (lambda v: v) if with_targets else (lambda v: None)
     out = []
     for model in sorted({r["model"] for r in rows if r["section"] == "grad_cam"}):
         for slow, fast, name, target, higher in GRAD_CAM_RATIOS:
-            out.append(_ratio(rows, "grad_cam", model, slow.format(k=k), fast.format(k=k), name.format(k=k),
-                              t(target), higher))
+            row = _ratio(rows, "grad_cam", model, slow.format(k=k), fast.format(k=k), name.format(k=k),
+                         t(target), higher)
+            tool = fast.rsplit(" k", 1)[0]
+            if row is not None and tool in TOLERANCES:
+                row["maps_ok"] = _within_tolerance(checks or [], model, tool)
+                if row["holds"] is not None:
+                    row["holds"] = bool(row["holds"] and row["maps_ok"])
+            out.append(row)
     for model in sorted({r["model"] for r in rows if r["section"] == "pixel"}):
         for tag, name in (("guided", "guided backprop"), ("saliency", "gradient")):
             for kk in (1, k):

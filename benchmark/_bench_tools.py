@@ -4,10 +4,12 @@ Each competitor is used through its natural public API, as its documentation sho
 frozen model object, batch and classes:
 
 * pytorch-grad-cam (``grad-cam`` package): ``GradCAM(model, target_layers=[layer])`` called with one
-  ``ClassifierOutputTarget`` per image; K classes per image are K calls. Its backward needs a graph
-  through the whole model: on a frozen model the cheapest way to get one is an input that requires
-  grad (then no weight gradient is computed; with trainable parameters, as in its README, it would
-  also compute every weight gradient, which is slower still). It returns min-max normalized maps.
+  ``ClassifierOutputTarget`` per image; K classes per image are K calls. Its ``loss.backward()``
+  needs a graph through the whole model. Two set-ups, both timed: ``pytorch-grad-cam`` as its
+  README uses it, on a model whose parameters require grad (torchvision's default; a copy with the
+  same weights), so every call also computes every weight gradient; and ``pytorch-grad-cam frozen``,
+  its cheapest set-up, on the frozen model with an input that requires grad (the graph then
+  reaches the input, and no weight gradient is computed). It returns min-max normalized maps.
 * Captum: ``LayerGradCam(model, layer).attribute(x, target=..., relu_attributions=True)`` followed by
   ``LayerAttribution.interpolate(..., "bilinear")`` (Grad-CAM at input size); ``GuidedBackprop`` and
   ``Saliency`` reduced by ``max_c |.|`` as this suite's pixel maps are; ``Occlusion`` with the same
@@ -17,6 +19,7 @@ frozen model object, batch and classes:
 
 from __future__ import annotations
 
+import copy
 import warnings
 
 import torch
@@ -61,19 +64,24 @@ def _split(tag: str, calls, images, k: int, device) -> list[Contender]:
 
 
 class PytorchGradCam:
-    """pytorch-grad-cam's ``GradCAM`` on ``layer``; ``close()`` removes the hooks it keeps."""
+    """pytorch-grad-cam's ``GradCAM`` on ``layer``; ``close()`` removes the hooks it keeps.
 
-    tag = "pytorch-grad-cam"
+    ``trainable``: run it as its README does, on a copy of ``model`` whose parameters require grad;
+    otherwise on the frozen ``model`` with an input that requires grad (see the module doc).
+    """
 
-    def __init__(self, model, layer: str):
+    def __init__(self, model, layer: str, trainable: bool = True):
         from pytorch_grad_cam import GradCAM
 
-        self.cam = GradCAM(model=model, target_layers=[resolve_layer(model, layer)])
+        self.trainable = trainable
+        self.tag = "pytorch-grad-cam" if trainable else "pytorch-grad-cam frozen"
+        self.model = copy.deepcopy(model).requires_grad_(True) if trainable else model
+        self.cam = GradCAM(model=self.model, target_layers=[resolve_layer(self.model, layer)])
 
     def maps(self, images, ids_k: torch.Tensor) -> torch.Tensor:
         from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 
-        x = images.detach().requires_grad_(True)  # a graph through the frozen model (see module doc)
+        x = images.detach() if self.trainable else images.detach().requires_grad_(True)
         out = self.cam(input_tensor=x, targets=[ClassifierOutputTarget(int(c)) for c in ids_k])
         return torch.from_numpy(out)
 
@@ -83,6 +91,8 @@ class PytorchGradCam:
 
     def close(self) -> None:
         self.cam.activations_and_grads.release()
+        if self.trainable:
+            self.model.zero_grad(set_to_none=True)
 
 
 def captum_grad_cam(model, layer: str):

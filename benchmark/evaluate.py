@@ -142,6 +142,18 @@ def _build_method(mcfg: dict, model, info):
         raise
 
 
+def semantic_config(config: dict) -> dict:
+    """The settings that change results, as hashed to skip finished jobs: the config without the
+    ``NON_SEMANTIC`` keys and, for a generated dataset, the generator's version (the synthetic data
+    and the toy models trained on it change with it, so jobs finished on older data run again)."""
+    out = {k: v for k, v in config.items() if k not in NON_SEMANTIC}
+    if (config.get("dataset") or {}).get("generate"):
+        from data_prep.synthetic import VERSION
+
+        out["generated_inputs_version"] = VERSION
+    return out
+
+
 def job_state(config: dict, run_dir: Path | None = None) -> tuple[Path, str, dict | None]:
     """``(run folder, config hash, summary if it finished with this config else None)``."""
     return _state(public_config(config, secret_values(config)), run_dir)
@@ -150,7 +162,7 @@ def job_state(config: dict, run_dir: Path | None = None) -> tuple[Path, str, dic
 def _state(config: dict, run_dir: Path | None) -> tuple[Path, str, dict | None]:
     """``job_state`` of a config whose secrets are already removed."""
     run_dir = Path(run_dir or run_dir_for(config))
-    digest = config_hash({k: v for k, v in config.items() if k not in NON_SEMANTIC})
+    digest = config_hash(semantic_config(config))
     return run_dir, digest, RunStore(run_dir).finished(digest)
 
 

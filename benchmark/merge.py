@@ -29,7 +29,7 @@ from pathlib import Path
 import pandas as pd
 
 from benchmark.data.manifest import atomic_write_bytes
-from benchmark.evaluate import NON_SEMANTIC, run_dir_for
+from benchmark.evaluate import run_dir_for, semantic_config
 from benchmark.metrics import build_metric
 from benchmark.records import RECORDS, SUMMARY, RUN_CONFIG, config_hash, frame_bytes, write_json
 
@@ -56,7 +56,7 @@ def find_shard_groups(results_root: Path, experiment: str | None = None) -> dict
 
 def _semantic(config: dict) -> dict:
     """The settings that change results, as ``evaluate`` hashes them."""
-    return {k: v for k, v in config.items() if k not in NON_SEMANTIC}
+    return semantic_config(config)
 
 
 def _without_shard(config: dict) -> dict:

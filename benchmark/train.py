@@ -1,7 +1,8 @@
 """Recipe that trains the toy models on the synthetic train split: ``python -m benchmark.train``.
 
 Deterministic (fixed seed, fixed data order per epoch from that seed, single-process loading), and
-cached in ``.cache/models/<name>.pt`` with a ``.json`` beside it (class names, accuracy, recipe).
+cached in ``.cache/models/<name>.pt`` with a ``.json`` beside it (class names, accuracy, recipe, the
+synthetic data version; a checkpoint trained on an older version is retrained).
 The images are decoded and preprocessed once, like evaluation (``paper`` resize to 64x64).
 """
 
@@ -84,7 +85,7 @@ def train_toy(name: str, out: Path | None = None, recipe: dict | None = None, tr
             opt.step()
             sched.step()
         log.info("%s epoch %d/%d loss %.3f", name, epoch + 1, recipe["epochs"], float(loss.detach()))
-    meta = {"name": name, "class_names": names, "val_top1": accuracy(model, x_val, y_val),
+    meta = {"name": name, "class_names": names, "data_version": data_version(), "val_top1": accuracy(model, x_val, y_val),
             "train_top1": accuracy(model, x_train, y_train), "recipe": recipe,
             "train_images": len(x_train), "seconds": round(time.perf_counter() - start, 1)}
     buffer = io.BytesIO()
@@ -93,6 +94,23 @@ def train_toy(name: str, out: Path | None = None, recipe: dict | None = None, tr
     atomic_write_bytes(out.with_suffix(".json"), json.dumps(meta, indent=2).encode())
     log.info("%s: val top-1 %.3f (%s s) -> %s", name, meta["val_top1"], meta["seconds"], out)
     return meta
+
+
+def data_version() -> int:
+    """Version of the synthetic data generator the toy models are trained on."""
+    from data_prep.synthetic import VERSION
+
+    return VERSION
+
+
+def is_current(name: str) -> bool:
+    """Whether ``name``'s cached checkpoint exists and was trained on the current synthetic data."""
+    path = default_checkpoint(name)
+    try:
+        meta = json.loads(path.with_suffix(".json").read_text())
+    except (OSError, ValueError):
+        return False
+    return path.is_file() and meta.get("data_version") == data_version()
 
 
 def _train_one_thread(name: str) -> dict:
@@ -110,7 +128,7 @@ def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     todo = []
     for name in args.model or sorted(ARCHS):
-        if default_checkpoint(name).is_file() and not args.force:
+        if is_current(name) and not args.force:
             print(f"{name}: cached at {default_checkpoint(name)}")
         else:
             todo.append(name)

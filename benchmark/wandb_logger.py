@@ -25,7 +25,7 @@ from urllib.parse import urlparse
 
 import pandas as pd
 
-from benchmark.evaluate import NON_SEMANTIC, run_dir_for
+from benchmark.evaluate import run_dir_for, semantic_config
 from benchmark.records import RECORDS, config_hash
 from benchmark.redact import SECRET_KEY, public_config, scrub_overrides, secret_values  # noqa: F401  (re-exported)
 
@@ -56,7 +56,7 @@ def resolve_mode(logger_cfg: dict) -> str:
 
 def run_id(config: dict) -> str:
     """Stable W&B run id of a run folder and configuration."""
-    digest = config_hash({k: v for k, v in config.items() if k not in NON_SEMANTIC})
+    digest = config_hash(semantic_config(config))
     where = str(run_dir_for(config).resolve())
     return hashlib.sha256(f"{where}|{digest}".encode()).hexdigest()[:24]
 

@@ -91,18 +91,21 @@ def image_size(rng: np.random.Generator, low: int, high: int) -> tuple[int, int]
     return int(w), int(h)
 
 
-# Like ILSVRC val, most images show one large instance; some show two or three smaller ones.
-INSTANCE_COUNT_PROBS = (0.6, 0.25, 0.15)
+# ILSVRC's localization task is single-object localization: most images show one instance of the
+# labelled class, some show two or three smaller ones.
+INSTANCE_COUNT_PROBS = (0.85, 0.10, 0.05)
 INSTANCE_SIDE = {1: (0.45, 0.75), 2: (0.3, 0.5), 3: (0.25, 0.4)}  # fraction of the shorter image side
+DISTRACTORS = (1, 2)  # objects of other classes per scene (inclusive range, uniform)
 
 
-def ilsvrc_scene(rng: np.random.Generator, num_classes: int, distractor_prob: float = 0.3):
+def ilsvrc_scene(rng: np.random.Generator, num_classes: int, distractors: tuple[int, int] = DISTRACTORS):
     """One single-label scene: 1-3 GT instances (one: side 45-75 % of the shorter image side; two:
-    30-50 %; three: 25-40 %; counts drawn with probabilities 0.6/0.25/0.15) and, with
-    probability ``distractor_prob``, one distractor of another class at about 60 % of the GT size.
+    30-50 %; three: 25-40 %; counts drawn with probabilities 0.85/0.10/0.05) and, as in photographs
+    where the labelled object is rarely alone, ``distractors`` (1 to 2) objects of other classes at
+    about 60 % of the GT size, so that localizing the GT class needs a class-discriminative map.
 
     Returns ``(image, gt_class, placed_objects)``; at least one GT instance is always placed
-    (the first object goes on an empty canvas).
+    (the first object goes on an empty canvas); a distractor that finds no place is dropped.
     """
     width, height = image_size(rng, 112, 256)
     short = min(width, height)
@@ -111,7 +114,7 @@ def ilsvrc_scene(rng: np.random.Generator, num_classes: int, distractor_prob: fl
     low, high = INSTANCE_SIDE[count]
     sides = rng.uniform(low, high, count) * short
     specs = [ObjectSpec(gt, int(round(s)), "gt", 0.3) for s in sides]
-    if rng.random() < distractor_prob:
+    for _ in range(int(rng.integers(distractors[0], distractors[1] + 1))):
         other = int((gt + rng.integers(1, num_classes)) % num_classes)
         side = int(round(0.6 * float(np.mean(sides)) * rng.uniform(0.9, 1.1)))
         specs.insert(int(rng.integers(1, len(specs) + 1)), ObjectSpec(other, side, "distractor", 0.3))

@@ -37,7 +37,7 @@ from data_prep._fs import replace_dir, temp_dir
 from data_prep._shapes import CLASSES
 from data_prep._synth_write import write_ilsvrc_split, write_voc_multi
 
-VERSION = 3  # bump whenever the rendered content changes: stale DONE.json then triggers a rebuild
+VERSION = 4  # bump whenever the rendered content changes: stale DONE.json then triggers a rebuild
 MARKER = "SYNTHETIC_DATASET.txt"
 WNIDS = tuple(f"n{90000001 + k}" for k in range(len(CLASSES)))
 CLASS_NAMES = tuple(c.name for c in CLASSES)

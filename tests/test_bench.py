@@ -101,14 +101,34 @@ def test_quick_bench_writes_every_table(tmp_path):
     throughput = pd.read_csv(tmp_path / "throughput.csv")
     for model in ("toy_gap", "toy_vgg"):
         names = set(throughput.loc[throughput["model"] == model, "contender"])
-        assert {"ours k1", "ours k2", "forward", "pytorch-grad-cam k1", "pytorch-grad-cam k2", "captum k1",
-                "captum k2"} <= names
+        assert {"ours k1", "ours k2", "forward", "pytorch-grad-cam k1", "pytorch-grad-cam k2",
+                "pytorch-grad-cam frozen k1", "pytorch-grad-cam frozen k2", "captum k1", "captum k2"} <= names
     assert (throughput["median_s"] > 0).all() and (throughput["n"] >= 1).all()
     agreement = pd.read_csv(tmp_path / "agreement.csv")
-    others = agreement[agreement["compared"].isin(["pytorch-grad-cam", "captum", "captum guided", "captum saliency"])]
-    assert len(others) == 6 and (others["max_normalized_diff"] < 1e-4).all()  # the tools compute the same maps
+    others = agreement[agreement["compared"].isin(["pytorch-grad-cam", "pytorch-grad-cam frozen", "captum",
+                                                   "captum guided", "captum saliency"])]
+    assert len(others) == 8 and (others["max_normalized_diff"] < 1e-4).all()  # the tools compute the same maps
     checks = pd.read_csv(tmp_path / "memory_checks.csv")
     assert len(checks) == 10 and checks["holds"].all()
     ratios = pd.read_csv(tmp_path / "ratios.csv")
     assert "Grad-CAM 2 classes cost / plain forward" in set(ratios["ratio"])
     assert not torch.is_autocast_enabled("cpu") and torch.is_grad_enabled()
+
+
+def test_speed_option_ratio_holds_only_within_its_tolerance():
+    from benchmark import _bench_report as report
+
+    def timed(contender, seconds, maps):
+        return {"section": "grad_cam", "model": "m", "contender": contender, "maps_per_call": maps,
+                "times": [seconds] * 3}
+
+    rows = [timed("pytorch-grad-cam k1", 1.0, 8), timed("ours cl+amp k1", 0.1, 8), timed("ours cl k1", 0.2, 8)]
+    checks = [{"model": "m", "compared": "ours cl+amp", "min_pearson": 0.97, "max_rel_diff": 0.2},
+              {"model": "m", "compared": "ours cl", "min_pearson": 1.0, "max_rel_diff": 2e-5}]
+    out = {r["ratio"]: r for r in report.ratios(rows, 1, checks=checks)}
+    amp = out["Grad-CAM 1 class: ours cl+amp / pytorch-grad-cam (float32)"]
+    cl = out["Grad-CAM 1 class: ours channels-last / pytorch-grad-cam"]
+    assert amp["value"] == pytest.approx(10.0) and amp["maps_ok"] is False and amp["holds"] is False
+    assert cl["value"] == pytest.approx(5.0) and cl["maps_ok"] is True and cl["holds"] is True
+    unmeasured = {r["ratio"]: r for r in report.ratios(rows, 1, checks=[])}
+    assert unmeasured["Grad-CAM 1 class: ours channels-last / pytorch-grad-cam"]["holds"] is False

@@ -48,7 +48,7 @@ def _inputs(seed=1, batch=2, k=3, size=SIZE):
 def reference_grad_cam(model, layer, images, class_ids):
     """Full graph from the input, layer output from a plain hook, one backward per class.
 
-    Returns the maps without and with the final ReLU, ``[B, K, H, W]`` each."""
+    Returns the signed maps and the maps rectified at the layer's resolution, ``[B, K, H, W]`` each."""
     store = {}
     handle = resolve_layer(model, layer).register_forward_hook(lambda _m, _i, out: store.__setitem__("a", out))
     try:
@@ -71,9 +71,9 @@ def reference_grad_cam(model, layer, images, class_ids):
 def test_grad_cam_fast_path_equals_full_graph_reference(which, size, request):
     model, info = request.getfixturevalue(which)
     x, ids = _inputs(size=size)
-    signed, relu = reference_grad_cam(model, info.layers["gradcam"], x, ids)
+    signed, relu_layer = reference_grad_cam(model, info.layers["gradcam"], x, ids)
     assert (signed.flatten(2).abs().amax(-1) > 0).all()  # signed maps are not all zero: not vacuous
-    for ref, options in ((signed, {"relu": False}), (relu, {})):
+    for ref, options in ((signed, {"relu": False}), (signed.clamp_min(0), {}), (relu_layer, {"relu_at": "layer"})):
         fast = build_method("grad_cam", model, info, **options).explain(x, ids).maps
         assert torch.allclose(fast, ref, rtol=0, atol=1e-5 * signed.abs().max().item()), options
 

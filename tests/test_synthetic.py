@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -86,7 +87,7 @@ def test_images_sizes_boxes_and_xml_match_csv(synth):
 
 def test_distractors_are_another_class_and_smaller(synth):
     wnids = [line.split()[0] for line in (synth / "LOC_synset_mapping.txt").read_text().splitlines()]
-    total = 0
+    per_image = Counter()
     for split in ("train", "val"):
         solution = _solution(synth, split)
         rows = list(csv.reader(open(synth / f"{split}_distractors.csv")))
@@ -96,8 +97,10 @@ def test_distractors_are_another_class_and_smaller(synth):
             assert wnids[int(cls)] != gt_wnid
             x0, y0, x1, y1 = map(int, box)
             assert 0 <= x0 <= x1 and 0 <= y0 <= y1
-            total += 1
-    assert 1 <= total < N_TRAIN + N_VAL
+            per_image[image_id] += 1
+    # one or two per scene (a distractor that finds no free place is dropped, rarely)
+    assert max(per_image.values()) <= 2 and 2 in per_image.values()
+    assert len(per_image) >= 0.9 * (N_TRAIN + N_VAL)
 
 
 def test_manifests_written_through_ilsvrc_prep(synth):

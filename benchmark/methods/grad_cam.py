@@ -7,6 +7,16 @@ layer and the output may use the ``guided`` or ``deconv`` backward rule, and ``c
 negates the gradients (Sec. 3.2 of the IJCV version). The trunk below the layer runs without a
 graph; K classes per image share one forward and one batched backward. ``channels_last`` and
 ``trunk_precision`` are the speed options of ``benchmark.methods._fast`` (off by default).
+
+Where the ReLU acts (``relu_at``): ``input`` (default) rectifies the map after the bilinear
+upsampling to the input size, ``ReLU(upsample(sum_k alpha_k A_k))``; ``layer`` rectifies the
+layer-resolution map and then upsamples it, as the paper's released Torch code did. Upsampling is
+linear, so with ``input`` Grad-CAM on a CAM-compatible model is exactly ``ReLU(c * CAM)`` with
+``c = 1 / (h * w) > 0`` at every input pixel, and its 15 %-of-maximum segments are CAM's (the
+equivalence behind the paper's identical GoogLeNet Grad-CAM and CAM rows in Table 1); the metric's
+resize to the original resolution can still differ where an input pixel above the threshold
+borders a negative one. With ``layer``, a cell above the threshold next to a negative cell is
+interpolated against 0 instead of the negative value, which widens the segment by up to a cell.
 """
 
 from __future__ import annotations
@@ -19,6 +29,7 @@ from benchmark.methods.base import METHODS, Explanation, SaliencyMethod, upsampl
 
 POOLINGS = ("gap", "gmp")
 TRANSFORMS = ("identity", "abs")
+RELU_AT = ("input", "layer")
 
 
 class GradCAM(SaliencyMethod):
@@ -26,7 +37,7 @@ class GradCAM(SaliencyMethod):
 
     def __init__(self, model, info, layer=None, relu: bool = True, grad_transform: str = "identity",
                  pooling: str = "gap", backward_relu: str = "standard", counterfactual: bool = False,
-                 channels_last: bool = False, trunk_precision: str = "float32"):
+                 relu_at: str = "input", channels_last: bool = False, trunk_precision: str = "float32"):
         super().__init__(model, info)
         layer = layer or info.layers.get("gradcam")
         if not layer:
@@ -35,13 +46,16 @@ class GradCAM(SaliencyMethod):
             raise ValueError(f"grad_cam: pooling={pooling!r}; expected one of {POOLINGS}")
         if grad_transform not in TRANSFORMS:
             raise ValueError(f"grad_cam: grad_transform={grad_transform!r}; expected one of {TRANSFORMS}")
-        self.layer, self.relu, self.grad_transform = layer, relu, grad_transform
+        if relu_at not in RELU_AT:
+            raise ValueError(f"grad_cam: relu_at={relu_at!r}; expected one of {RELU_AT}")
+        self.layer, self.relu, self.grad_transform, self.relu_at = layer, relu, grad_transform, relu_at
         self.pooling, self.counterfactual = pooling, counterfactual
         self.fast = FastPath(model, channels_last, trunk_precision, layer, self.name)
         self.backprop = Backprop(self.fast.model, layer, backward_relu)
 
-    def layer_maps(self, images: torch.Tensor, class_ids: torch.Tensor):
-        """Layer-resolution maps ``[B, K, h, w]`` (before upsampling) and the logits."""
+    def layer_maps(self, images: torch.Tensor, class_ids: torch.Tensor, rectify: bool = True):
+        """Layer-resolution maps ``[B, K, h, w]`` (before upsampling; ReLU'd if ``relu`` and
+        ``rectify``) and the logits."""
         with self.fast.scope(images.device):
             p = self.backprop(self.fast.images(images), class_ids)
         if p.acts.dim() != 4:
@@ -51,13 +65,15 @@ class GradCAM(SaliencyMethod):
             grads = grads.abs()
         alpha = grads.mean(dim=(-2, -1)) if self.pooling == "gap" else grads.amax(dim=(-2, -1))
         cam = torch.einsum("bkc,bchw->bkhw", alpha, p.acts)
-        if self.relu:
+        if self.relu and rectify:
             cam = cam.clamp_min(0)
         return cam, p.logits
 
     def _explain(self, images, class_ids):
-        cam, logits = self.layer_maps(images, class_ids)
-        return Explanation(maps=upsample(cam, tuple(images.shape[-2:])), logits=logits)
+        at_input = self.relu and self.relu_at == "input"
+        cam, logits = self.layer_maps(images, class_ids, rectify=not at_input)
+        maps = upsample(cam, tuple(images.shape[-2:]))
+        return Explanation(maps=maps.clamp_min(0) if at_input else maps, logits=logits)
 
 
 @METHODS.register("grad_cam")
