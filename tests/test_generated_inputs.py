@@ -1,0 +1,38 @@
+"""Jobs and toy checkpoints made from an older version of the synthetic generator are redone."""
+
+import json
+
+import data_prep.synthetic as synthetic
+from benchmark import train
+from benchmark.evaluate import semantic_config
+
+
+def _config(generate=None):
+    dataset = {"name": "d", "root": "/data/d"} | ({"generate": generate} if generate else {})
+    return {"seed": 0, "dataset": dataset, "force": False, "progress": True}
+
+
+def test_generated_dataset_hashes_the_generator_version(monkeypatch):
+    real = semantic_config(_config())
+    assert "generated_inputs_version" not in real and "force" not in real and "progress" not in real
+    before = semantic_config(_config("synthetic"))
+    assert before["generated_inputs_version"] == synthetic.VERSION
+    monkeypatch.setattr(synthetic, "VERSION", synthetic.VERSION + 1)
+    after = semantic_config(_config("synthetic"))
+    assert after["generated_inputs_version"] == before["generated_inputs_version"] + 1
+    assert semantic_config(_config()) == real  # real data: the hash does not depend on the generator
+
+
+def test_toy_checkpoint_is_current_only_for_the_current_data_version(tmp_path, monkeypatch):
+    monkeypatch.setenv("BENCHMARK_CACHE", str(tmp_path))
+    ckpt = train.default_checkpoint("toy_vgg")
+    assert not train.is_current("toy_vgg")  # missing
+    ckpt.parent.mkdir(parents=True)
+    ckpt.write_bytes(b"weights")
+    assert not train.is_current("toy_vgg")  # no metadata
+    ckpt.with_suffix(".json").write_text(json.dumps({"data_version": synthetic.VERSION - 1}))
+    assert not train.is_current("toy_vgg")  # trained on older data
+    ckpt.with_suffix(".json").write_text(json.dumps({"data_version": synthetic.VERSION}))
+    assert train.is_current("toy_vgg")
+    ckpt.unlink()
+    assert not train.is_current("toy_vgg")
