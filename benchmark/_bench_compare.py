@@ -55,16 +55,17 @@ def grad_cam(model_name, model, info, images, class_ids, device, budget_s, round
         two = (images[:2], class_ids[:2, 0])
         checks = [*(_agreement("grad_cam", model_name, ref, p.maps(*two), p.tag, False) for p in pgcs),
                   _agreement("grad_cam", model_name, ref, cap(*two), "captum", True)]
-        contenders = [tools.ours("grad_cam", model, info, images, class_ids[:, :1]),
-                      tools.ours("grad_cam", model, info, images, class_ids),
-                      tools.forward(model, images, device, k),
+        # the one-call contenders run `k` times a round, as many samples as a split competitor has
+        contenders = [tools.ours("grad_cam", model, info, images, class_ids[:, :1], repeat=k),
+                      tools.ours("grad_cam", model, info, images, class_ids, repeat=k),
+                      tools.forward(model, images, device, k, repeat=k),
                       *(c for p in pgcs for c in p.contenders(images, class_ids, device)),
                       *tools.captum_contenders(cap, images, class_ids, device)]
         if fast:
             full = build_method("grad_cam", model, info).explain(images, class_ids).maps
             for ids in (class_ids[:, :1], class_ids):
                 for low in (False, True):
-                    c = tools.ours_fast(model, info, images, ids, low)
+                    c = tools.ours_fast(model, info, images, ids, low, repeat=k)
                     contenders.append(c)
                     if ids.shape[1] > 1:
                         checks.append(_agreement("grad_cam", model_name, full, c.fn(), c.tool, True))

@@ -59,7 +59,8 @@ class Contender:
 
     ``split`` names a second contender that receives each inner call's time: a competitor's
     K-class run is K one-class calls (its natural API), so every inner call is also a one-class
-    sample and the one-class figure costs no extra run.
+    sample and the one-class figure costs no extra run. ``repeat``: calls per round (each one a
+    sample), so a cheap contender beside expensive ones gets as many samples as a split one.
     """
 
     name: str
@@ -71,6 +72,7 @@ class Contender:
     warm: Callable[[], object] | None = None  # the warm-up call (default: ``fn``)
     times: list[float] = field(default_factory=list)
     peak_mb: float | None = None
+    repeat: int = 1
 
 
 def split_calls(calls: list[Callable[[], object]], sink: list[float], device: torch.device) -> Callable[[], None]:
@@ -96,14 +98,15 @@ def interleaved(contenders: list[Contender], device: torch.device, lo: int, hi: 
         for c in contenders[shift:] + contenders[:shift]:
             if c.fn is None:  # filled by its split partner
                 continue
-            tracked = measure_peak and rounds == 0 and reset_peak()
-            base = memory_mb()["rss_mb"] if tracked else 0.0
-            start = time.perf_counter()
-            c.fn()
-            sync(device)
-            c.times.append(time.perf_counter() - start)
-            if tracked:
-                c.peak_mb = memory_mb()["hwm_mb"] - base
+            for r in range(c.repeat):
+                tracked = measure_peak and rounds == 0 and r == 0 and reset_peak()
+                base = memory_mb()["rss_mb"] if tracked else 0.0
+                start = time.perf_counter()
+                c.fn()
+                sync(device)
+                c.times.append(time.perf_counter() - start)
+                if tracked:
+                    c.peak_mb = memory_mb()["hwm_mb"] - base
         rounds, last = rounds + 1, time.perf_counter() - begin
     return rounds
 

@@ -29,29 +29,29 @@ from benchmark.methods import build_method
 from benchmark.models.base import resolve_layer
 
 
-def forward(model, images, device, k: int) -> Contender:
+def forward(model, images, device, k: int, repeat: int = 1) -> Contender:
     """The floor: one forward pass without graph, ``B`` outputs (counted as ``B * k`` maps' worth)."""
     def run():
         with torch.no_grad():
             return model(images)
-    return Contender("forward", "torch.no_grad forward", run, images.shape[0], 0)
+    return Contender("forward", "torch.no_grad forward", run, images.shape[0], 0, repeat=repeat)
 
 
-def ours(name: str, model, info, images, class_ids, tag: str = "ours", **options) -> Contender:
-    """This suite's ``name`` method for all ``class_ids [B, K]`` in one call."""
+def ours(name: str, model, info, images, class_ids, tag: str = "ours", repeat: int = 1, **options) -> Contender:
+    """This suite's ``name`` method for all ``class_ids [B, K]`` in one call (``repeat`` calls a round)."""
     method = build_method(name, model, info, **options)
     return Contender(f"{tag} k{class_ids.shape[1]}", tag, lambda: method.explain(images, class_ids).maps,
-                     images.shape[0] * class_ids.shape[1], class_ids.shape[1])
+                     images.shape[0] * class_ids.shape[1], class_ids.shape[1], repeat=repeat)
 
 
-def ours_fast(model, info, images, class_ids, low_precision: bool) -> Contender:
+def ours_fast(model, info, images, class_ids, low_precision: bool, repeat: int = 1) -> Contender:
     """Grad-CAM with its speed options: ``channels_last`` and, if ``low_precision``,
     ``trunk_precision="auto"`` (bfloat16 on CPU, float16 on CUDA)."""
     method = build_method("grad_cam", model, info, channels_last=True,
                           trunk_precision="auto" if low_precision else "float32")
     tag = "ours cl+amp" if low_precision else "ours cl"
     return Contender(f"{tag} k{class_ids.shape[1]}", tag, lambda: method.explain(images, class_ids).maps,
-                     images.shape[0] * class_ids.shape[1], class_ids.shape[1])
+                     images.shape[0] * class_ids.shape[1], class_ids.shape[1], repeat=repeat)
 
 
 def _split(tag: str, calls, images, k: int, device) -> list[Contender]:

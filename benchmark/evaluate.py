@@ -277,6 +277,7 @@ def _run(config, store, base, model, info, method, metric, dataset, prep, device
         "counts": {"images": len(dataset), "records": int(len(frame))},
         "seed": config["seed"], "versions": provenance.versions(), "git": provenance.git_state(),
         "device": provenance.device_description(str(device)), "layer": getattr(method, "layer", None),
+        "method_settings": method.settings() if hasattr(method, "settings") else {},
     }
     store.finalize(summary)
     if hasattr(metric, "write_artifacts") and len(scored):

@@ -53,6 +53,11 @@ class GradCAM(SaliencyMethod):
         self.fast = FastPath(model, channels_last, trunk_precision, layer, self.name)
         self.backprop = Backprop(self.fast.model, layer, backward_relu)
 
+    def settings(self) -> dict:
+        """The options that define the map (written into each run's summary)."""
+        return {"layer": self.layer, "relu": self.relu, "relu_at": self.relu_at, "grad_transform": self.grad_transform,
+                "pooling": self.pooling, "backward_relu": self.backprop.rule, "counterfactual": self.counterfactual}
+
     def layer_maps(self, images: torch.Tensor, class_ids: torch.Tensor, rectify: bool = True):
         """Layer-resolution maps ``[B, K, h, w]`` (before upsampling; ReLU'd if ``relu`` and
         ``rectify``) and the logits."""
