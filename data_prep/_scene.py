@@ -100,9 +100,9 @@ DISTRACTORS = (1, 2)  # objects of other classes per scene (inclusive range, uni
 
 def ilsvrc_scene(rng: np.random.Generator, num_classes: int, distractors: tuple[int, int] = DISTRACTORS):
     """One single-label scene: 1-3 GT instances (one: side 45-75 % of the shorter image side; two:
-    30-50 %; three: 25-40 %; counts drawn with probabilities 0.85/0.10/0.05) and, as in photographs
-    where the labelled object is rarely alone, ``distractors`` (1 to 2) objects of other classes at
-    about 60 % of the GT size, so that localizing the GT class needs a class-discriminative map.
+    30-50 %; three: 25-40 %; counts drawn with probabilities 0.85/0.10/0.05) sharing the scene with
+    ``distractors`` (1 to 2, uniform) objects of other classes at about 60 % of the GT size, so that
+    localizing the GT class takes a class-discriminative map.
 
     Returns ``(image, gt_class, placed_objects)``; at least one GT instance is always placed
     (the first object goes on an empty canvas); a distractor that finds no place is dropped.
