@@ -54,13 +54,8 @@ def find_shard_groups(results_root: Path, experiment: str | None = None) -> dict
     return groups
 
 
-def _semantic(config: dict) -> dict:
-    """The settings that change results, as ``evaluate`` hashes them."""
-    return semantic_config(config)
-
-
 def _without_shard(config: dict) -> dict:
-    out = copy.deepcopy(_semantic(config))
+    out = copy.deepcopy(semantic_config(config))
     out["dataset"].pop("shard", None)
     return out
 
@@ -171,7 +166,7 @@ def merge_group(target: Path, shard_dirs: list[Path]) -> Path:
     n = len(summaries)
     config = merged_config(summaries[0]["config"], n)
     summary, differing = _shared_fields(target, summaries)
-    summary.update(config=config, config_hash=config_hash(_semantic(config)), run_dir=str(run_dir_for(config)))
+    summary.update(config=config, config_hash=config_hash(semantic_config(config)), run_dir=str(run_dir_for(config)))
     if summary["status"] == "finished":
         metric = build_metric(config["metric"]["name"], **(config["metric"].get("options") or {}))
         frame = merged_records(target, summaries)
