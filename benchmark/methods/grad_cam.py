@@ -5,8 +5,9 @@ the target layer's activations ``[B, C, h, w]``, ``pool`` is the spatial mean (`
 or max (``gmp``), ``T`` is identity or ``abs``, ``relu`` may be switched off, the ReLUs between the
 layer and the output may use the ``guided`` or ``deconv`` backward rule, and ``counterfactual``
 negates the gradients (Sec. 3.2 of the IJCV version). The trunk below the layer runs without a
-graph; K classes per image share one forward and one batched backward. ``channels_last`` and
-``trunk_precision`` are the speed options of ``benchmark.methods._fast`` (off by default).
+graph; K classes per image share one forward and one batched backward. ``channels_last``,
+``fold_batchnorm`` and ``trunk_precision`` are the speed options of ``benchmark.methods._fast``
+(off by default).
 
 Where the ReLU acts (``relu_at``): ``input`` (default) rectifies the map after the bilinear
 upsampling to the input size, ``ReLU(upsample(sum_k alpha_k A_k))``; ``layer`` rectifies the
@@ -37,7 +38,8 @@ class GradCAM(SaliencyMethod):
 
     def __init__(self, model, info, layer=None, relu: bool = True, grad_transform: str = "identity",
                  pooling: str = "gap", backward_relu: str = "standard", counterfactual: bool = False,
-                 relu_at: str = "input", channels_last: bool = False, trunk_precision: str = "float32"):
+                 relu_at: str = "input", channels_last: bool = False, trunk_precision: str = "float32",
+                 fold_batchnorm: bool = False):
         super().__init__(model, info)
         layer = layer or info.layers.get("gradcam")
         if not layer:
@@ -50,7 +52,7 @@ class GradCAM(SaliencyMethod):
             raise ValueError(f"grad_cam: relu_at={relu_at!r}; expected one of {RELU_AT}")
         self.layer, self.relu, self.grad_transform, self.relu_at = layer, relu, grad_transform, relu_at
         self.pooling, self.counterfactual = pooling, counterfactual
-        self.fast = FastPath(model, channels_last, trunk_precision, layer, self.name)
+        self.fast = FastPath(model, channels_last, trunk_precision, layer, self.name, fold_batchnorm)
         self.backprop = Backprop(self.fast.model, layer, backward_relu)
 
     def settings(self) -> dict:

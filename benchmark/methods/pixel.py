@@ -32,12 +32,12 @@ def reduce_channels(grads: torch.Tensor, how: str = "max_abs") -> torch.Tensor:
 
 class PixelGradient(SaliencyMethod):
     def __init__(self, model, info, rule: str, name: str, reduction: str = "max_abs", layer=None,
-                 channels_last: bool = False, trunk_precision: str = "float32"):
+                 channels_last: bool = False, trunk_precision: str = "float32", fold_batchnorm: bool = False):
         super().__init__(model, info)
         if reduction not in REDUCTIONS:
             raise ValueError(f"{name}: reduction={reduction!r}; expected one of {REDUCTIONS}")
         self.name, self.reduction = name, reduction
-        self.fast = FastPath(model, channels_last, trunk_precision, None, name)
+        self.fast = FastPath(model, channels_last, trunk_precision, None, name, fold_batchnorm)
         self.backprop = Backprop(self.fast.model, None, rule)
 
     def _explain(self, images, class_ids):
@@ -48,9 +48,12 @@ class PixelGradient(SaliencyMethod):
 class GuidedGradCAM(SaliencyMethod):
     name = "guided_grad_cam"
 
-    def __init__(self, model, info, layer=None, reduction: str = "max_abs", channels_last: bool = False):
+    def __init__(self, model, info, layer=None, reduction: str = "max_abs", channels_last: bool = False,
+                 fold_batchnorm: bool = False):
         super().__init__(model, info)
-        fast = FastPath(model, channels_last)  # one channels-last copy shared by both parts
+        layer = layer or info.layers.get("gradcam")
+        # one copy shared by both parts; folding respects the Grad-CAM layer's boundary
+        fast = FastPath(model, channels_last, layer=layer, method=self.name, fold_batchnorm=fold_batchnorm)
         self.images = fast.images
         self.guided = PixelGradient(fast.model, info, "guided", "guided_backprop", reduction)
         self.gradcam = GradCAM(fast.model, info, layer=layer)
