@@ -1,8 +1,9 @@
 """Timing and memory primitives of ``benchmark.bench``: interleaved rounds, robust statistics.
 
-Contenders of one comparison run in *rounds*: each round calls every contender once, in an order
-rotated from round to round, so a change of machine load (other processes on a shared CPU) hits
-all of them alike; ratios are then taken per round (paired) and summarized by their median.
+Contenders of one comparison run in *rounds* of *slots*: in each slot every contender makes one
+call (one class of a K-class competitor, one repeat of a one-call contender), in an order rotated
+from slot to slot, so a change of machine load (other processes on a shared CPU) hits all of them
+alike; ratios are then taken from paired samples and summarized by their median.
 A warm-up round (not recorded) comes first: it pays one-time costs (allocator growth, oneDNN
 kernel selection, lazy imports) that a long evaluation run pays once.
 
@@ -58,8 +59,8 @@ class Contender:
     """One timed callable: ``maps`` maps per call (images x classes) and the tool it stands for.
 
     ``split`` names a second contender that receives each inner call's time: a competitor's
-    K-class run is K one-class calls (its natural API), so every inner call is also a one-class
-    sample and the one-class figure costs no extra run. ``repeat``: calls per round (each one a
+    K-class run is K one-class calls (its natural API, ``calls``), so every inner call is also a
+    one-class sample and the one-class figure costs no extra run. ``repeat``: calls per round (each one a
     sample), so a cheap contender beside expensive ones gets as many samples as a split one.
     """
 
@@ -73,6 +74,7 @@ class Contender:
     times: list[float] = field(default_factory=list)
     peak_mb: float | None = None
     repeat: int = 1
+    calls: list[Callable[[], object]] | None = None  # a split contender's inner calls, one per slot
 
 
 def split_calls(calls: list[Callable[[], object]], sink: list[float], device: torch.device) -> Callable[[], None]:
@@ -86,27 +88,52 @@ def split_calls(calls: list[Callable[[], object]], sink: list[float], device: to
     return run
 
 
+def _unit(c: Contender, slot: int):
+    """What ``c`` runs in ``slot`` of a round: its ``slot``-th inner call (split), its call while
+    ``slot < repeat``, else nothing (also for a passive contender filled by its split partner)."""
+    if c.calls is not None:
+        return c.calls[slot] if slot < len(c.calls) else None
+    return c.fn if c.fn is not None and slot < c.repeat else None
+
+
 def interleaved(contenders: list[Contender], device: torch.device, lo: int, hi: int,
                 deadline: float = math.inf, measure_peak: bool = True) -> int:
-    """Run between ``lo`` and ``hi`` rotated rounds, stopping once another round would pass
-    ``deadline`` (a ``time.perf_counter`` value); fills ``times`` (and ``peak_mb`` in round 1).
+    """Run between ``lo`` and ``hi`` rounds, stopping once another round would pass ``deadline``
+    (a ``time.perf_counter`` value); fills ``times`` (and ``peak_mb`` in round 1).
+
+    A round is a sequence of *slots*: in slot ``j`` every contender runs one call (a split
+    contender its ``j``-th inner call, a repeated one its ``j``-th repeat), in an order rotated by
+    one position per slot and per round. Samples that a ratio pairs are then taken seconds apart,
+    not a whole round apart, so a drift of machine speed hits both sides of a pair alike.
     Returns the number of rounds run."""
+    partners = {c.name: c for c in contenders}
+    slots = max([len(c.calls) if c.calls is not None else c.repeat for c in contenders] or [0])
     rounds, last = 0, 0.0
     while rounds < hi and (rounds < lo or time.perf_counter() + last <= deadline):
         begin = time.perf_counter()
-        shift = rounds % len(contenders)
-        for c in contenders[shift:] + contenders[:shift]:
-            if c.fn is None:  # filled by its split partner
-                continue
-            for r in range(c.repeat):
-                tracked = measure_peak and rounds == 0 and r == 0 and reset_peak()
+        totals = {c.name: 0.0 for c in contenders if c.calls is not None}
+        for slot in range(slots):
+            shift = (rounds + slot) % len(contenders)
+            for c in contenders[shift:] + contenders[:shift]:
+                unit = _unit(c, slot)
+                if unit is None:
+                    continue
+                tracked = measure_peak and rounds == 0 and slot == 0 and reset_peak()
                 base = memory_mb()["rss_mb"] if tracked else 0.0
                 start = time.perf_counter()
-                c.fn()
+                unit()
                 sync(device)
-                c.times.append(time.perf_counter() - start)
+                seconds = time.perf_counter() - start
                 if tracked:
                     c.peak_mb = memory_mb()["hwm_mb"] - base
+                if c.calls is None:
+                    c.times.append(seconds)
+                    continue
+                totals[c.name] += seconds
+                if c.split in partners:
+                    partners[c.split].times.append(seconds)
+        for name, total in totals.items():
+            partners[name].times.append(total)
         rounds, last = rounds + 1, time.perf_counter() - begin
     return rounds
 

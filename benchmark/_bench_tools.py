@@ -45,9 +45,9 @@ def ours(name: str, model, info, images, class_ids, tag: str = "ours", repeat: i
 
 
 def ours_fast(model, info, images, class_ids, low_precision: bool, repeat: int = 1) -> Contender:
-    """Grad-CAM with its speed options: ``channels_last`` and, if ``low_precision``,
-    ``trunk_precision="auto"`` (bfloat16 on CPU, float16 on CUDA)."""
-    method = build_method("grad_cam", model, info, channels_last=True,
+    """Grad-CAM with its exact speed options, ``channels_last`` and ``fold_batchnorm``, and, if
+    ``low_precision``, ``trunk_precision="auto"`` (bfloat16 on CPU, float16 on CUDA)."""
+    method = build_method("grad_cam", model, info, channels_last=True, fold_batchnorm=True,
                           trunk_precision="auto" if low_precision else "float32")
     tag = "ours cl+amp" if low_precision else "ours cl"
     return Contender(f"{tag} k{class_ids.shape[1]}", tag, lambda: method.explain(images, class_ids).maps,
@@ -59,7 +59,7 @@ def _split(tag: str, calls, images, k: int, device) -> list[Contender]:
         return [Contender(f"{tag} k1", tag, calls[0], images.shape[0], 1)]
     one = Contender(f"{tag} k1", tag, None, images.shape[0], 1)
     many = Contender(f"{tag} k{k}", tag, split_calls(calls, one.times, device), images.shape[0] * k, k,
-                     split=one.name, warm=calls[0])
+                     split=one.name, warm=calls[0], calls=list(calls))
     return [many, one]
 
 

@@ -4,8 +4,8 @@
 
 One process, one model object per comparison, the same batch and classes for every contender;
 a warm-up round, then interleaved rounds (median, min/max, quartiles) within a time budget.
-Sections: Grad-CAM (ours, pytorch-grad-cam, Captum ``LayerGradCam``, a plain forward, channels-last
-and low-precision-trunk variants) on VGG-16 and ResNet-50 with random weights; guided backprop and
+Sections: Grad-CAM (ours, pytorch-grad-cam, Captum ``LayerGradCam``, a plain forward, channels-last +
+folded-BatchNorm and low-precision-trunk variants) on VGG-16 and ResNet-50 with random weights; guided backprop and
 gradient vs Captum; occlusion vs Captum; per-image CPU work (decode, preprocessing, localization
 post-processing); a long run checking memory growth and that no hook or autograd graph survives;
 and wall-time estimates of the paper's tables derived from these numbers. Writes CSV files under
@@ -55,7 +55,8 @@ def _batch(info, cfg, device, seed=0):
     return images, ids
 
 
-def _model(name, device):
+def _model(name, device, seed=0):
+    torch.manual_seed(seed)  # the same random weights in every run, so agreement figures repeat
     model, info = build_model(name, weights="random" if name in TOYS else None)
     return model.to(device), info
 

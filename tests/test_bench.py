@@ -40,17 +40,31 @@ def test_interleaved_rotates_order_and_split_fills_one_class_samples():
     calls = []
     a = Contender("a", "t", lambda: calls.append("a"), 1, 1)
     one = Contender("c k1", "t", None, 1, 1)
-    many = Contender("c k3", "t", split_calls([lambda: calls.append("c")] * 3, one.times, CPU), 3, 3,
-                     split="c k1", warm=lambda: calls.append("w"))
+    inner = [lambda: calls.append("c")] * 3
+    many = Contender("c k3", "t", split_calls(inner, one.times, CPU), 3, 3, split="c k1",
+                     warm=lambda: calls.append("w"), calls=inner)
     b = Contender("b", "t", lambda: calls.append("b"), 1, 1)
     warm_up([a, many, one, b], CPU)
     assert calls == ["a", "w", "b"]  # a split contender warms up with one inner call
     assert one.times == [] and many.times == []
     calls.clear()
     assert interleaved([a, many, one, b], CPU, 3, 3, measure_peak=False) == 3
-    # the start rotates by one position per round (the passive "c k1" holds a position too)
-    assert "".join(calls) == "acccb" + "cccba" + "baccc"
+    # a round is 3 slots (one inner call of "c k3" each; a and b run in slot 0 only); the start
+    # rotates by one position per slot and per round (the passive "c k1" holds a position too)
+    assert "".join(calls) == "acb" "c" "c" + "cba" "c" "c" + "bac" "c" "c"
     assert len(a.times) == len(many.times) == 3 and len(one.times) == 9
+    assert many.times == [sum(one.times[i:i + 3]) for i in (0, 3, 6)]  # a round's total is its calls' sum
+
+
+def test_repeated_contenders_pair_slot_by_slot_with_a_split_one():
+    calls = []
+    ours = Contender("ours k1", "t", lambda: calls.append("o"), 1, 1, repeat=2)
+    one = Contender("p k1", "t", None, 1, 1)
+    inner = [lambda: calls.append("p")] * 2
+    many = Contender("p k2", "t", split_calls(inner, one.times, CPU), 2, 2, split="p k1", calls=inner)
+    interleaved([ours, many, one], CPU, 1, 1, measure_peak=False)
+    assert "".join(calls) == "op" "po"  # each slot holds one call of each: the samples a ratio pairs
+    assert len(ours.times) == len(one.times) == 2 and len(many.times) == 1
 
 
 def test_saved_tensor_watch_sees_a_graph_that_outlives_its_batch():
@@ -127,8 +141,8 @@ def test_speed_option_ratio_holds_only_within_its_tolerance():
               {"model": "m", "compared": "ours cl", "min_pearson": 1.0, "max_rel_diff": 2e-5}]
     out = {r["ratio"]: r for r in report.ratios(rows, 1, checks=checks)}
     amp = out["Grad-CAM 1 class: ours cl+amp / pytorch-grad-cam (float32)"]
-    cl = out["Grad-CAM 1 class: ours channels-last / pytorch-grad-cam"]
+    cl = out["Grad-CAM 1 class: ours cl+fold / pytorch-grad-cam"]
     assert amp["value"] == pytest.approx(10.0) and amp["maps_ok"] is False and amp["holds"] is False
     assert cl["value"] == pytest.approx(5.0) and cl["maps_ok"] is True and cl["holds"] is True
     unmeasured = {r["ratio"]: r for r in report.ratios(rows, 1, checks=[])}
-    assert unmeasured["Grad-CAM 1 class: ours channels-last / pytorch-grad-cam"]["holds"] is False
+    assert unmeasured["Grad-CAM 1 class: ours cl+fold / pytorch-grad-cam"]["holds"] is False
