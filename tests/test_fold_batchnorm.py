@@ -106,6 +106,32 @@ class _Branchy(nn.Module):
         return self.fc(y.mean((2, 3)))
 
 
+def test_a_hook_that_rejects_fx_proxies_does_not_stop_folding(resnet50):
+    """A forward hook that branches on its output (as pytorch-grad-cam's does) breaks a trace;
+    hooks are suspended while tracing and still run afterwards, on the folded copy too."""
+    model, info = resnet50
+    seen = []
+
+    def hook(_module, _inputs, output):
+        if output.requires_grad:  # a bool of an fx proxy raises
+            return None
+        seen.append(output.shape)
+        return None
+
+    handle = model.layer4.register_forward_hook(hook)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            method = build_method("grad_cam", model, info, fold_batchnorm=True)
+        assert len(method.fast.folded) == RESNET50_BATCHNORMS
+        assert len(model.layer4._forward_hooks) == 1 and len(method.fast.model.layer4._forward_hooks) == 1
+        x, ids = _inputs(k=1)
+        method.explain(x, ids)
+        assert len(seen) == 1
+    finally:
+        handle.remove()
+
+
 def test_untraceable_model_runs_unfolded_with_a_warning():
     model = _Branchy().eval()
     with pytest.warns(UserWarning, match="could not trace _Branchy"):

@@ -46,6 +46,26 @@ def _inside(name: str, layer: str | None) -> bool:
     return layer is not None and (name == layer or name.startswith(layer + "."))
 
 
+_HOOK_DICTS = ("_forward_hooks", "_forward_pre_hooks", "_backward_hooks", "_backward_pre_hooks")
+
+
+@contextlib.contextmanager
+def _hooks_suspended(model: nn.Module):
+    """Scope in which the modules of ``model`` have no module hooks; restored on exit."""
+    saved = []
+    for m in model.modules():
+        for attr in _HOOK_DICTS:
+            hooks = getattr(m, attr, None)
+            if hooks:
+                saved.append((m, attr, hooks))
+                setattr(m, attr, type(hooks)())
+    try:
+        yield
+    finally:
+        for m, attr, hooks in saved:
+            setattr(m, attr, hooks)
+
+
 def batchnorm_pairs(model: nn.Module, layer: str | None = None) -> list[tuple[str, str]]:
     """``(conv, batchnorm)`` module names that ``fold_batchnorms`` may fold, from an ``torch.fx`` trace.
 
@@ -55,7 +75,8 @@ def batchnorm_pairs(model: nn.Module, layer: str | None = None) -> list[tuple[st
     """
     import torch.fx
 
-    graph = torch.fx.symbolic_trace(model).graph
+    with _hooks_suspended(model):  # a hook written for tensors may not accept fx's proxies
+        graph = torch.fx.symbolic_trace(model).graph
     modules = dict(model.named_modules())
     calls: dict[str, int] = {}
     for node in graph.nodes:
