@@ -22,9 +22,9 @@ All are off by default and set per method (``method.options.channels_last=true``
   A pixel-space method differentiates the trunk itself and refuses the option. Tolerance:
   bfloat16 keeps 8 mantissa bits, so activations carry ~0.4 % relative error; the tests require a
   per-map Pearson correlation of at least 0.98 with the float32 map, and ``make bench`` reports the
-  agreement it observed per model. Maps whose contrast is small against the activations (untrained
-  weights, near-constant maps) can fall below that; check the bench's agreement table for a model
-  before relying on it.
+  agreement it observed per model. A map that the ReLU reduces to a thin sliver (almost all of
+  it negative, as on untrained VGG-16) can fall below that; check the bench's agreement table for
+  a model before relying on it.
 """
 
 from __future__ import annotations
