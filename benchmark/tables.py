@@ -101,6 +101,9 @@ def build(spec: TableSpec, frame: pd.DataFrame, reference_dir: Path = REFERENCE_
         for c in ref_cols:
             table[f"{c} Δ"] = table[c] - table[f"{c} (paper)"] if c in table else float("nan")
     table = table.sort_values(["model", "method"], key=lambda s: _method_key(s) if s.name == "method" else s.astype(str))
+    for c in spec.counts:  # counts print as integers (a missing one as a dash)
+        if c in table:
+            table[c] = pd.to_numeric(table[c], errors="coerce").round().astype("Int64")
     labels = {**spec.columns, **spec.counts}
     renamed = {c: labels.get(c, c) for c in table.columns}
     for c in spec.compare:
@@ -112,7 +115,7 @@ def build(spec: TableSpec, frame: pd.DataFrame, reference_dir: Path = REFERENCE_
 
 
 def _cell(value) -> str:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
+    if value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value)):
         return "—"
     if isinstance(value, float):
         return str(int(value)) if value.is_integer() and abs(value) >= 100 else f"{value:.2f}"

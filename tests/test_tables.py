@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from benchmark.table_specs import SPECS
-from benchmark.tables import REFERENCE_DIR, build, collect, wilson
+from benchmark.tables import REFERENCE_DIR, build, collect, to_markdown, wilson
 
 
 def _summary(root, experiment, model, method, metrics, status="finished"):
@@ -35,6 +35,21 @@ def test_table1_side_by_side_with_missing_cell_and_unmatched_reference(tmp_path)
     published_only = table.loc[("alexnet", "contrastive_excitation_backprop")]
     assert published_only["loc err top-1 (paper)"] == 92.6 and math.isnan(published_only["loc err top-1"])
     assert ("vgg16", "cam") not in table.index or math.isnan(table.loc[("vgg16", "cam"), "loc err top-1"])
+
+
+def test_counts_print_as_integers(tmp_path):
+    _summary(tmp_path, "table1", "vgg16", "grad_cam", {"loc_err_top1": 55.0, "n_images": 1000, "n_degenerate": 3})
+    _summary(tmp_path, "table1", "resnet50", "grad_cam", {"loc_err_top1": 50.0, "n_images": 10, "n_degenerate": 0})
+    spec = next(s for s in SPECS if s.name == "table1_localization")
+    text = to_markdown(build(spec, collect(tmp_path)))
+    header = [c.strip() for c in text.splitlines()[0].strip("|").split("|")]
+    rows = {tuple(c.strip() for c in line.strip("|").split("|"))[:2]: [c.strip() for c in line.strip("|").split("|")]
+            for line in text.splitlines()[2:]}
+    n, bad = header.index("n images"), header.index("degenerate")
+    assert (rows[("vgg16", "grad_cam")][n], rows[("vgg16", "grad_cam")][bad]) == ("1000", "3")
+    assert (rows[("resnet50", "grad_cam")][n], rows[("resnet50", "grad_cam")][bad]) == ("10", "0")
+    assert rows[("alexnet", "contrastive_excitation_backprop")][n] == "—"  # published only: no count
+    assert rows[("vgg16", "grad_cam")][header.index("loc err top-1")] == "55.00"
 
 
 def test_wilson_interval_by_hand():
