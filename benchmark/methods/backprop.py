@@ -4,9 +4,10 @@ Two pieces, both scoped so the caller's model and the global ``torch`` functions
 
 * ``relu_rule(rule)``: a ``TorchFunctionMode`` that, while active, replaces every ReLU call
   (``nn.ReLU`` modules, reused ones, ``F.relu``, ``torch.relu``, ``Tensor.relu`` and their in-place
-  forms) by an out-of-place ReLU whose backward follows ``rule``: ``standard``, ``guided``
-  (Springenberg et al.: ``grad * [x > 0] * [grad > 0]``) or ``deconv`` (Zeiler & Fergus:
-  ``grad * [grad > 0]``). Forward values are unchanged.
+  forms; clipped ReLUs such as ``nn.ReLU6`` as ``min(ReLU(x), max)``) by an out-of-place ReLU whose
+  backward follows ``rule``: ``standard``, ``guided`` (Springenberg et al.:
+  ``grad * [x > 0] * [grad > 0]``) or ``deconv`` (Zeiler & Fergus: ``grad * [grad > 0]``).
+  Forward values are unchanged. Other nonlinearities keep their backward, with a warning.
 * ``Backprop``: runs the model once. With a target ``layer`` the trunk below it runs without an
   autograd graph and the graph starts at the layer's activations (only the head is
   differentiated); without a layer the input itself is the leaf. Gradients for ``K`` classes per
@@ -64,21 +65,50 @@ class _DeconvReLU(torch.autograd.Function):
 
 
 _RELU_FUNCS = {F.relu, torch.relu, torch.relu_, torch.Tensor.relu, torch.Tensor.relu_, F.relu_}
+# nonlinearities that are not rectifiers at 0: the rule has no definition for them; left standard
+_OTHER_ACTIVATIONS = {F.leaky_relu, F.leaky_relu_, F.elu, F.elu_, F.selu, F.selu_, F.celu, F.celu_, F.rrelu,
+                      F.rrelu_, F.prelu, F.gelu, F.silu, F.mish, F.hardswish, F.softplus}
+
+
+def _hardtanh_bounds(func, args, kwargs) -> tuple[float, float]:
+    """``(min, max)`` of a ``relu6`` / ``hardtanh`` call (``nn.ReLU6`` calls ``hardtanh(x, 0, 6)``)."""
+    if func is F.relu6:
+        return 0.0, 6.0
+    lo = args[1] if len(args) > 1 else kwargs.get("min_val", -1.0)
+    hi = args[2] if len(args) > 2 else kwargs.get("max_val", 1.0)
+    return float(lo), float(hi)
 
 
 class _ReluRuleMode(TorchFunctionMode):
-    """Routes every ReLU call to an autograd function with a modified backward."""
+    """Routes every ReLU call to an autograd function with a modified backward.
 
-    def __init__(self, function: type[torch.autograd.Function]):
+    A clipped ReLU (``relu6``, ``hardtanh`` with ``min_val=0``, as in ``nn.ReLU6``) is computed as
+    ``min(ReLU(x), max)``, so its rectification at 0 follows the rule too; the clip at ``max`` keeps
+    its standard backward. Other nonlinearities (SiLU, GELU, leaky ReLU, ...) have no guided or
+    deconvnet rule: they keep their standard backward and are named in a warning (``skipped``).
+    """
+
+    def __init__(self, function: type[torch.autograd.Function], rule: str):
         super().__init__()
-        self.function = function
+        self.function, self.rule = function, rule
         self.calls = 0
+        self.skipped: set[str] = set()
 
     def __torch_function__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
         if func in _RELU_FUNCS:
             self.calls += 1
             return self.function.apply(args[0])
-        return func(*args, **(kwargs or {}))
+        if func in (F.relu6, F.hardtanh):
+            lo, hi = _hardtanh_bounds(func, args, kwargs)
+            if lo == 0.0:
+                self.calls += 1
+                return self.function.apply(args[0]).clamp_max(hi)
+        if func in _OTHER_ACTIVATIONS and func.__name__ not in self.skipped:
+            self.skipped.add(func.__name__)
+            warnings.warn(f"backward_relu={self.rule!r}: {func.__name__} is not a ReLU and keeps its standard "
+                          "backward; the model's maps mix the rule with plain gradients")
+        return func(*args, **kwargs)
 
 
 @contextlib.contextmanager
@@ -89,7 +119,7 @@ def relu_rule(rule: str):
     if rule == "standard":
         yield None
         return
-    mode = _ReluRuleMode(_GuidedReLU if rule == "guided" else _DeconvReLU)
+    mode = _ReluRuleMode(_GuidedReLU if rule == "guided" else _DeconvReLU, rule)
     with mode:
         yield mode
 
