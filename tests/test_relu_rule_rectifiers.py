@@ -63,10 +63,11 @@ def test_clipped_relu_follows_the_rule(rule, act, ref):
 def test_other_nonlinearities_are_named_in_a_warning():
     net = nn.Sequential(nn.Conv2d(3, 4, 3), nn.SiLU(), nn.Conv2d(4, 4, 3), nn.Hardtanh(), nn.Flatten())
     x = torch.randn(1, 3, 8, 8, requires_grad=True)
-    with pytest.warns(UserWarning, match="silu is not a ReLU") as record:
+    with pytest.warns(UserWarning, match="is not a ReLU") as record:
         with relu_rule("guided") as mode:
             net(x).sum().backward()
     assert mode.calls == 0 and len([w for w in record if "silu" in str(w.message)]) == 1
+    assert any("hardtanh is not a ReLU" in str(w.message) for w in record)  # hardtanh(-1, 1)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         with relu_rule("standard"):

@@ -99,12 +99,14 @@ class _ReluRuleMode(TorchFunctionMode):
         if func in _RELU_FUNCS:
             self.calls += 1
             return self.function.apply(args[0])
+        other = func in _OTHER_ACTIVATIONS
         if func in (F.relu6, F.hardtanh):
             lo, hi = _hardtanh_bounds(func, args, kwargs)
             if lo == 0.0:
                 self.calls += 1
                 return self.function.apply(args[0]).clamp_max(hi)
-        if func in _OTHER_ACTIVATIONS and func.__name__ not in self.skipped:
+            other = True  # a hardtanh that does not rectify at 0
+        if other and func.__name__ not in self.skipped:
             self.skipped.add(func.__name__)
             warnings.warn(f"backward_relu={self.rule!r}: {func.__name__} is not a ReLU and keeps its standard "
                           "backward; the model's maps mix the rule with plain gradients")
