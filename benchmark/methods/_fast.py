@@ -167,11 +167,8 @@ class FastPath:
             raise ValueError(f"{method}: trunk_precision={trunk_precision!r} needs a target layer (Grad-CAM "
                              "family); a pixel-space method differentiates the whole trunk, keep float32")
         self.channels_last, self.precision, self.layer = bool(channels_last), trunk_precision, layer
-        self.fold = bool(fold_batchnorm)
-        self.folded: list[tuple[str, str]] = []
-        self.model = copy.deepcopy(model) if self.fold or self.channels_last else model
-        if self.fold:
-            self.folded = fold_batchnorms(self.model, layer)
+        self.model = copy.deepcopy(model) if fold_batchnorm or self.channels_last else model
+        self.folded = fold_batchnorms(self.model, layer) if fold_batchnorm else []
         if self.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
 
