@@ -14,7 +14,7 @@ from pathlib import Path
 import pandas as pd
 
 from benchmark._bench_timing import paired_ratio
-from benchmark.data.manifest import atomic_write_bytes
+from benchmark.io import atomic_write_bytes
 
 MEMORY_GROWTH_LIMIT_MB = 50.0
 

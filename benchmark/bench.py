@@ -29,7 +29,7 @@ from benchmark import _bench_compare as compare
 from benchmark import _bench_estimates, _bench_memory, _bench_post
 from benchmark import _bench_report as report
 from benchmark import provenance
-from benchmark.data.manifest import atomic_write_bytes
+from benchmark.io import atomic_write_bytes
 from benchmark.models import build_model
 
 FULL = {"models": ("resnet50", "vgg16"), "batch": 8, "size": 224, "k": 5, "rounds": (2, 6),

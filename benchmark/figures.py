@@ -20,7 +20,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from benchmark.data.manifest import atomic_write_bytes  # noqa: E402
+from benchmark.io import atomic_write_bytes  # noqa: E402
 
 OVERLAY = ("grad_cam", "cam", "occlusion", "excitation_backprop", "contrastive_excitation_backprop")
 FIG1_METHODS = ("guided_backprop", "grad_cam", "guided_grad_cam")

@@ -39,7 +39,7 @@ from omegaconf import OmegaConf
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, TensorDataset
 
-from benchmark.data.manifest import atomic_write_bytes
+from benchmark.io import atomic_write_bytes
 from benchmark.data.readers import ManifestDataset
 from benchmark.data.transforms import Preprocess
 from benchmark.models.base import CONF_DIR, IMAGENET_MEAN, IMAGENET_STD, build_model, preset

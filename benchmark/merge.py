@@ -28,7 +28,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from benchmark.data.manifest import atomic_write_bytes
+from benchmark.io import atomic_write_bytes
 from benchmark.evaluate import run_dir_for, semantic_config
 from benchmark.metrics import build_metric
 from benchmark.records import RECORDS, SUMMARY, RUN_CONFIG, config_hash, frame_bytes, write_json

@@ -30,7 +30,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import torch  # noqa: E402
 
-from benchmark.data.manifest import atomic_write_bytes  # noqa: E402
+from benchmark.io import atomic_write_bytes  # noqa: E402
 from benchmark.data.readers import ManifestDataset  # noqa: E402
 from benchmark.data.transforms import Preprocess  # noqa: E402
 from benchmark.methods import build_method  # noqa: E402

@@ -105,7 +105,7 @@ def scrub_yaml_file(path: Path, secrets) -> None:
     """Rewrite a YAML file Hydra wrote (config, hydra, overrides) without secrets, atomically."""
     from omegaconf import OmegaConf
 
-    from benchmark.data.manifest import atomic_write_bytes
+    from benchmark.io import atomic_write_bytes
 
     path = Path(path)
     if not path.is_file():

@@ -1,8 +1,13 @@
-"""A small name -> factory registry; unknown or duplicate names are errors that list what exists."""
+"""A small name -> factory registry; unknown or duplicate names are errors that list what exists.
+
+``import_submodules`` imports every public module of a package, so their ``register`` calls run.
+"""
 
 from __future__ import annotations
 
 import difflib
+import importlib
+import pkgutil
 from typing import Any, Callable, Iterator
 
 
@@ -43,3 +48,11 @@ class Registry:
 
     def __iter__(self) -> Iterator[str]:
         return iter(self.names())
+
+
+def import_submodules(package_name: str) -> None:
+    """Import every public module of a package once, so that each registers its entries."""
+    package = importlib.import_module(package_name)
+    for info in pkgutil.iter_modules(package.__path__):
+        if not info.name.startswith("_"):
+            importlib.import_module(f"{package_name}.{info.name}")

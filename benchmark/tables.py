@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from benchmark.data.manifest import atomic_write_bytes
+from benchmark.io import atomic_write_bytes
 from benchmark.paths import REPO_ROOT
 
 REFERENCE_DIR = REPO_ROOT / "results" / "reference"

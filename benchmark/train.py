@@ -21,7 +21,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from benchmark.data.manifest import atomic_write_bytes
+from benchmark.io import atomic_write_bytes
 from benchmark.data.readers import ManifestDataset
 from benchmark.data.transforms import Preprocess
 from benchmark.models.base import IMAGENET_MEAN, IMAGENET_STD

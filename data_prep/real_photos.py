@@ -38,7 +38,7 @@ from pathlib import Path
 
 from PIL import Image
 
-from benchmark.data.manifest import atomic_write_bytes
+from benchmark.io import atomic_write_bytes
 from benchmark.paths import cache_dir
 from data_prep import ilsvrc
 

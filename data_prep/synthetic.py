@@ -31,7 +31,8 @@ import shutil
 import sys
 from pathlib import Path
 
-from benchmark.data.manifest import ManifestError, atomic_write_bytes
+from benchmark.data.manifest import ManifestError
+from benchmark.io import atomic_write_bytes
 from data_prep import ilsvrc
 from data_prep._fs import replace_dir, temp_dir
 from data_prep._shapes import CLASSES

@@ -30,7 +30,7 @@ from omegaconf import OmegaConf
 
 import benchmark.run  # noqa: F401  (schemas and resolvers)
 from benchmark import merge
-from benchmark.data.manifest import DiskFullError
+from benchmark.io import DiskFullError
 from benchmark.evaluate import evaluate
 from benchmark.models.base import CONF_DIR
 from benchmark.records import RunFolderBusy, RunStore, frame_bytes, write_json

@@ -3,7 +3,7 @@
 Every public module of this package is imported here, so its ``@METHODS.register`` entries exist.
 """
 
-from benchmark._autoload import import_submodules
+from benchmark.registry import import_submodules
 from benchmark.methods.base import METHODS, Explanation, NotApplicable, SaliencyMethod, build_method
 
 import_submodules(__name__)

@@ -3,7 +3,7 @@
 Every public module of this package is imported here, so its ``METRICS`` entries exist.
 """
 
-from benchmark._autoload import import_submodules
+from benchmark.registry import import_submodules
 from benchmark.metrics.base import METRICS, Metric, build_metric
 
 import_submodules(__name__)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from benchmark.data.manifest import atomic_write_bytes
+from benchmark.io import atomic_write_bytes
 
 
 def write_curve(table: pd.DataFrame, theta: float, run_dir: Path, stem: str) -> list[Path]:

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from benchmark.data.manifest import atomic_write_bytes
+from benchmark.io import atomic_write_bytes
 from benchmark.metrics._pointing_core import check_region, in_difficult_subset, pad_rows, point_and_hit, scored_classes
 from benchmark.metrics.base import METRICS, Metric
 

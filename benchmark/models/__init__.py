@@ -3,7 +3,7 @@
 Every public module of this package is imported here, so its ``MODELS`` entries exist.
 """
 
-from benchmark._autoload import import_submodules
+from benchmark.registry import import_submodules
 from benchmark.models.base import MODELS, ModelInfo, build_model, resolve_layer
 
 import_submodules(__name__)
