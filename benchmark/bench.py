@@ -28,9 +28,9 @@ import benchmark  # noqa: F401  (makes torchvision importable on a CPU-only torc
 from benchmark import _bench_compare as compare
 from benchmark import _bench_estimates, _bench_memory, _bench_post
 from benchmark import _bench_report as report
-from benchmark import provenance
 from benchmark.io import atomic_write_bytes
 from benchmark.models import build_model
+from benchmark.runs import provenance
 
 FULL = {"models": ("resnet50", "vgg16"), "batch": 8, "size": 224, "k": 5, "rounds": (2, 6),
         "budget": {"resnet50": 0.12, "vgg16": 0.36, "pixel": 0.15, "occlusion": 0.10},

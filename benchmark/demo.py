@@ -19,8 +19,8 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import OmegaConf
 
 import benchmark.run  # noqa: F401  (registers the config schemas and the shard_suffix resolver)
-from benchmark.evaluate import job_state
 from benchmark.models.base import CONF_DIR
+from benchmark.runs.identity import job_state
 
 EXPERIMENTS = ("demo", "demo_grabcut", "demo_ablations", "demo_layers", "demo_pointing",
                "demo_pointing_modified", "demo_occlusion")

@@ -20,7 +20,6 @@ import numpy as np
 import pandas as pd
 import torch
 
-from benchmark import provenance
 from benchmark.data.manifest import ManifestError
 from benchmark.data.readers import ManifestDataset
 from benchmark.data.transforms import Preprocess
@@ -29,19 +28,12 @@ from benchmark.methods.base import for_samples
 from benchmark.metrics import build_metric
 from benchmark.models import build_model
 from benchmark.progress import Progress
-from benchmark.records import RunStore, config_hash, write_json
-from benchmark.redact import public_config, secret_values
+from benchmark.runs import provenance
+from benchmark.runs.identity import public_job_state
+from benchmark.runs.redact import public_config, secret_values
+from benchmark.runs.store import RunStore, write_json
 
 log = logging.getLogger(__name__)
-NON_SEMANTIC = ("force", "logger", "num_workers", "overlap_postprocessing", "paths", "part_size", "progress")
-
-
-def run_dir_for(config: dict) -> Path:
-    """``<results>/runs/<experiment>/<model>/<method label>/<dataset>[/shard-i-of-n]``."""
-    ds = config["dataset"]
-    path = (Path(config["paths"]["results"]) / "runs" / config["experiment_name"] / config["model"]["name"]
-            / config["method"]["label"] / ds["name"])
-    return path / f"shard-{ds['shard']}-of-{ds['num_shards']}" if ds.get("num_shards", 1) > 1 else path
 
 
 @functools.lru_cache(maxsize=4)
@@ -142,30 +134,6 @@ def _build_method(mcfg: dict, model, info):
         raise
 
 
-def semantic_config(config: dict) -> dict:
-    """The settings that change results, as hashed to skip finished jobs: the config without the
-    ``NON_SEMANTIC`` keys and, for a generated dataset, the generator's version (the synthetic data
-    and the toy models trained on it change with it, so jobs finished on older data run again)."""
-    out = {k: v for k, v in config.items() if k not in NON_SEMANTIC}
-    if (config.get("dataset") or {}).get("generate"):
-        from data_prep.synthetic import VERSION
-
-        out["generated_inputs_version"] = VERSION
-    return out
-
-
-def job_state(config: dict, run_dir: Path | None = None) -> tuple[Path, str, dict | None]:
-    """``(run folder, config hash, summary if it finished with this config else None)``."""
-    return _state(public_config(config, secret_values(config)), run_dir)
-
-
-def _state(config: dict, run_dir: Path | None) -> tuple[Path, str, dict | None]:
-    """``job_state`` of a config whose secrets are already removed."""
-    run_dir = Path(run_dir or run_dir_for(config))
-    digest = config_hash(semantic_config(config))
-    return run_dir, digest, RunStore(run_dir).finished(digest)
-
-
 def evaluate(config: dict, run_dir: Path | None = None) -> dict:
     """Run one (model, method, dataset, metric) job; returns its summary dict.
 
@@ -173,7 +141,7 @@ def evaluate(config: dict, run_dir: Path | None = None) -> dict:
     image files), so a bad input leaves no partial output; the run holds the folder's lock.
     """
     config = public_config(config, secret_values(config))  # secrets are never hashed, written or logged
-    run_dir, digest, done = _state(config, run_dir)
+    run_dir, digest, done = public_job_state(config, run_dir)
     store = RunStore(run_dir)
     if done is not None and not config.get("force"):
         log.info("skip %s: finished with the same configuration", run_dir)

@@ -2,7 +2,7 @@
 
 Secrets in the config or on the command line (``+logger.api_key=...``) never reach a file or a log:
 the config passed on is scrubbed, the files Hydra wrote for the job are rewritten without them, and
-the log handlers mask them (``benchmark.redact``).
+the log handlers mask them (``benchmark.runs.redact``).
 """
 
 from __future__ import annotations
@@ -14,10 +14,10 @@ import sys
 import hydra
 from omegaconf import DictConfig, OmegaConf
 
-from benchmark import redact
 from benchmark.config import register_configs
 from benchmark.evaluate import evaluate
 from benchmark.models.base import CONF_DIR
+from benchmark.runs import redact
 
 log = logging.getLogger("benchmark")
 register_configs()

@@ -153,7 +153,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     results, out = Path(args.results), Path(args.out or Path(args.results) / "tables")
     try:
-        from benchmark.merge import merge_all
+        from benchmark.runs.merge import merge_all
     except ImportError:
         merge_all = None
     if merge_all is not None and (results / "runs").is_dir():

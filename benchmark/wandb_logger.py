@@ -9,7 +9,7 @@ Mode: ``logger.mode`` if set, else ``$WANDB_MODE``, else ``online`` when an API 
 (``$WANDB_API_KEY`` or a netrc entry for the W&B host) and ``offline`` otherwise (sync later with
 ``wandb sync <dir>/wandb/offline-run-*``). Files go to ``$WANDB_DIR`` or the results root. Config
 keys that look like secrets are dropped before anything is sent, and the API key is never logged
-(``benchmark.redact.public_config``, the same scrub as for the files of the run folder).
+(``benchmark.runs.redact.public_config``, the same scrub as for the files of the run folder).
 """
 
 from __future__ import annotations
@@ -25,9 +25,9 @@ from urllib.parse import urlparse
 
 import pandas as pd
 
-from benchmark.evaluate import run_dir_for, semantic_config
-from benchmark.records import RECORDS, config_hash
-from benchmark.redact import SECRET_KEY, public_config, scrub_overrides, secret_values  # noqa: F401  (re-exported)
+from benchmark.runs.identity import config_hash, run_dir_for, semantic_config
+from benchmark.runs.redact import SECRET_KEY, public_config, scrub_overrides, secret_values  # noqa: F401  (re-exported)
+from benchmark.runs.store import RECORDS
 
 log = logging.getLogger(__name__)
 # The record column that says whether a (image, class) was right, per metric; a metric class may

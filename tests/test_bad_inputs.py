@@ -34,7 +34,7 @@ from benchmark.data.readers import ImageDecodeError, ManifestDataset, load_rgb
 from benchmark.evaluate import evaluate
 from benchmark.models import build_model
 from benchmark.models.base import CONF_DIR
-from benchmark.records import RunStore
+from benchmark.runs.store import RunStore
 from data_prep import coco2014, voc2007
 
 REPO = Path(__file__).resolve().parents[1]

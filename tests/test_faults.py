@@ -29,11 +29,11 @@ from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
 import benchmark.run  # noqa: F401  (schemas and resolvers)
-from benchmark import merge
-from benchmark.io import DiskFullError
 from benchmark.evaluate import evaluate
+from benchmark.io import DiskFullError
 from benchmark.models.base import CONF_DIR
-from benchmark.records import RunFolderBusy, RunStore, frame_bytes, write_json
+from benchmark.runs import merge
+from benchmark.runs.store import RunFolderBusy, RunStore, frame_bytes, write_json
 
 REPO = Path(__file__).resolve().parents[1]
 needs_proc = pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="names a descriptor's file through /proc")
@@ -55,7 +55,7 @@ SHARD_DRIVER = r'''
 """One shard through the Hydra entry; its part writes alternate with the other shard's."""
 import sys, time
 from pathlib import Path
-from benchmark.records import RunStore
+from benchmark.runs.store import RunStore
 import benchmark.run
 
 other_parts, ready, shard = Path(sys.argv[1]), Path(sys.argv[2]), sys.argv[3]
@@ -221,7 +221,7 @@ SLOW_WRITER = r'''
 """Write one file through the real atomic write, stalling half-way through the data."""
 import json, os, sys, time
 from pathlib import Path
-from benchmark.records import RunStore, write_json
+from benchmark.runs.store import RunStore, write_json
 
 real_fdopen = os.fdopen
 

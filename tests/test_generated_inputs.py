@@ -4,7 +4,7 @@ import json
 
 import data_prep.synthetic as synthetic
 from benchmark import train
-from benchmark.evaluate import semantic_config
+from benchmark.runs.identity import semantic_config
 
 
 def _config(generate=None):

@@ -99,7 +99,7 @@ def test_deterministic_scope_on_cuda_sets_and_restores_the_flags(monkeypatch):
     """The CUDA branch only flips process flags, so it is checked without a GPU."""
     import torch
 
-    from benchmark.provenance import deterministic
+    from benchmark.runs.provenance import deterministic
 
     monkeypatch.delenv("CUBLAS_WORKSPACE_CONFIG", raising=False)
     before = (torch.are_deterministic_algorithms_enabled(), torch.backends.cudnn.deterministic,

@@ -20,7 +20,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from benchmark.records import RunStore
+from benchmark.runs.store import RunStore
 
 REPO = Path(__file__).resolve().parents[1]
 JOB = ["model=toy_gap", "method=grad_cam", "dataset.limit=8", "batch_size=2", "part_size=2"]

@@ -18,9 +18,9 @@ from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
 import benchmark.run  # noqa: F401  (schemas and resolvers)
-from benchmark import redact
 from benchmark.evaluate import evaluate
 from benchmark.models.base import CONF_DIR
+from benchmark.runs import redact
 
 REPO = Path(__file__).resolve().parents[1]
 ENV_KEY = "envkey0" + "3" * 33  # 40 characters, like a real W&B key

@@ -14,10 +14,10 @@ from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
 
 import benchmark.run  # noqa: F401  (registers the config schema and the shard_suffix resolver)
-from benchmark import merge
-from benchmark.evaluate import NON_SEMANTIC, run_dir_for
 from benchmark.models.base import CONF_DIR
-from benchmark.records import RunStore, config_hash, frame_bytes, write_json
+from benchmark.runs import merge
+from benchmark.runs.identity import NON_SEMANTIC, config_hash, run_dir_for
+from benchmark.runs.store import RunStore, frame_bytes, write_json
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -89,7 +89,7 @@ SHARD_COLUMNS = ["cls_correct_top1", "cls_correct_top5", "gt_known_correct", "lo
 
 def _write_shard(root, shard, ids, metrics, device):
     """One shard of job table1/vgg16/grad_cam/ilsvrc2012_val as ``evaluate`` leaves it (records + summary)."""
-    from benchmark.records import frame_bytes, write_json
+    from benchmark.runs.store import frame_bytes, write_json
 
     config = {"experiment_name": "table1", "seed": 0, "device": "cpu", "batch_size": 32, "on_error": "raise",
               "paths": {"results": str(root), "cache": "/cache"}, "logger": {"name": "none"},

@@ -16,7 +16,7 @@ from PIL import Image
 from wandb.proto import wandb_internal_pb2
 
 from benchmark import wandb_logger
-from benchmark.records import frame_bytes
+from benchmark.runs.store import frame_bytes
 from benchmark.tracking import tracked
 
 REPO = Path(__file__).resolve().parents[1]

@@ -1,6 +1,6 @@
 """Merge the shard runs of one job into the run an unsharded job would have written.
 
-``python -m benchmark.merge --results ROOT [--experiment E]`` finds the folders
+``python -m benchmark.runs.merge --results ROOT [--experiment E]`` finds the folders
 ``runs/<experiment>/<model>/<method>/<dataset>/shard-<i>-of-<n>``, checks that the shards of a
 job belong together, and writes ``records.parquet`` and ``summary.json`` into the parent folder
 (the unsharded run path). Shards belong together when their semantic configs (what
@@ -29,9 +29,9 @@ from pathlib import Path
 import pandas as pd
 
 from benchmark.io import atomic_write_bytes
-from benchmark.evaluate import run_dir_for, semantic_config
 from benchmark.metrics import build_metric
-from benchmark.records import RECORDS, SUMMARY, RUN_CONFIG, config_hash, frame_bytes, write_json
+from benchmark.runs.identity import config_hash, run_dir_for, semantic_config
+from benchmark.runs.store import RECORDS, RUN_CONFIG, SUMMARY, frame_bytes, write_json
 
 log = logging.getLogger(__name__)
 SHARD_DIR = re.compile(r"^shard-(\d+)-of-(\d+)$")

@@ -16,7 +16,6 @@ Different shards write different folders (``shard-<i>-of-<n>``) and never share 
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import os
 import shutil
@@ -42,11 +41,6 @@ except ImportError:  # not POSIX: no lock (one process per run folder is then th
 
 class RunFolderBusy(RuntimeError):
     """Another process is writing the same run folder."""
-
-
-def config_hash(config: dict) -> str:
-    """Stable hash of the settings that change results."""
-    return hashlib.sha256(json.dumps(config, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
 def frame_bytes(frame: pd.DataFrame) -> bytes:
