@@ -34,8 +34,8 @@ demo: install ## embedded data, toy models, every demo experiment, the tables an
 	$(PY) -m data_prep.synthetic --out .cache/data/synthetic
 	$(PY) -m benchmark.train
 	$(PY) -m benchmark.demo
-	$(PY) -m benchmark.tables --experiment demo
-	$(PY) -m benchmark.real_photos --out results/figures
+	$(PY) -m benchmark.report --experiment demo
+	$(PY) -m benchmark.report.real_photos --out results/figures
 
 test: install ## the test suite (fast tests; under 10 minutes on 2 cores)
 	$(PY) -m pytest -q
@@ -57,7 +57,7 @@ dashboard: install ## build and save the W&B workspace (WANDB_ENTITY=... [WANDB_
 	$(PY) -m benchmark.dashboard --entity $(WANDB_ENTITY) --project $(WANDB_PROJECT) --save
 
 tables: install ## rebuild every table from the records under results/runs (merges shards first)
-	$(PY) -m benchmark.tables
+	$(PY) -m benchmark.report
 
 VGG16_GAP_CHECKPOINT ?= checkpoints/vgg16_gap.pt
 table1: install ## Table 1, ILSVRC 2012 val localization (DATA_ROOT=..., LAUNCHER=local|slurm); VGG16-GAP rows if its checkpoint exists
@@ -65,25 +65,25 @@ table1: install ## Table 1, ILSVRC 2012 val localization (DATA_ROOT=..., LAUNCHE
 	$(RUN) experiment=table1_grabcut $(ILSVRC) $(LAUNCH) $(ARGS)
 	@if [ -f "$(VGG16_GAP_CHECKPOINT)" ]; then VGG16_GAP_CHECKPOINT=$(VGG16_GAP_CHECKPOINT) $(RUN) experiment=table1_vgg16_gap $(ILSVRC) $(LAUNCH) $(ARGS); \
 	else echo "table1: no $(VGG16_GAP_CHECKPOINT), VGG16-GAP rows skipped (make one: python -m benchmark.finetune vgg16_gap --help)"; fi
-	$(PY) -m benchmark.tables
+	$(PY) -m benchmark.report
 
 table2: install ## Table 2, rank correlation with occlusion on VOC 2007 val
 	$(RUN) experiment=table2_occlusion $(VOC_VAL) $(LAUNCH) $(ARGS)
-	$(PY) -m benchmark.tables
+	$(PY) -m benchmark.report
 
 table3: install ## Table 3, Grad-CAM design choices and the layer sweeps on ILSVRC 2012 val
 	$(RUN) experiment=table3_ablations $(ILSVRC) $(LAUNCH) $(ARGS)
 	$(RUN) experiment=table3_layers_vgg16 $(ILSVRC) $(LAUNCH) $(ARGS)
 	$(RUN) experiment=table3_layers_resnet50 $(ILSVRC) $(LAUNCH) $(ARGS)
-	$(PY) -m benchmark.tables
+	$(PY) -m benchmark.report
 
 pointing: install ## pointing game on VOC 2007 test (COCO 2014 val: ARGS='dataset=coco2014_val model=vgg16_coco14,resnet50_coco14')
 	$(RUN) experiment=pointing $(VOC_TEST) $(LAUNCH) $(ARGS)
-	$(PY) -m benchmark.tables
+	$(PY) -m benchmark.report
 
 pointing-modified: install ## Grad-CAM's modified pointing game
 	$(RUN) experiment=pointing_modified $(VOC_TEST) $(LAUNCH) $(ARGS)
-	$(PY) -m benchmark.tables
+	$(PY) -m benchmark.report
 
 clean-results: ## remove run outputs (keeps data and model caches)
 	rm -rf results/runs

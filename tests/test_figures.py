@@ -6,8 +6,8 @@ import pytest
 import torch
 
 from benchmark.data.transforms import Preprocess
-from benchmark.figures import fig1_panel, write_fig1
 from benchmark.methods import build_method
+from benchmark.metrics._fig1 import fig1_panel, write_fig1
 from benchmark.metrics.base import build_metric
 from benchmark.models import build_model
 from benchmark.types import Sample
@@ -34,7 +34,7 @@ def test_write_fig1_draws_the_paper_rows_from_the_occlusion_cache(tmp_path, monk
     rng = np.random.default_rng(0)
     samples = [Sample(f"s{i}", rng.integers(0, 256, (48, 56, 3), dtype=np.uint8), (i, 7)) for i in range(3)]
     drawn = {}
-    monkeypatch.setattr("benchmark.figures.fig1_panel",
+    monkeypatch.setattr("benchmark.metrics._fig1.fig1_panel",
                         lambda images, rows, path, titles: drawn.update(rows=rows, titles=titles) or path)
     occlusion = {"patch": 11, "stride": 8}
     metric = build_metric("occlusion_correlation", **occlusion, cache_dir=str(tmp_path / "occ"), figure_images=2)

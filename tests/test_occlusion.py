@@ -14,9 +14,10 @@ from benchmark.data.transforms import Preprocess
 from benchmark.methods import Explanation, SaliencyMethod, build_method
 from benchmark.methods.occlusion import center_interpolation, occlusion_coarse, upsample_centers, window_bounds
 from benchmark.metrics.base import build_metric
-from benchmark.metrics.occlusion import bootstrap_mean_ci, occlusion_table, spearman, target_classes
+from benchmark.metrics.occlusion import bootstrap_mean_ci, spearman, target_classes
 from benchmark.models import build_model
 from benchmark.models.base import ModelInfo, freeze
+from benchmark.report.specs import occlusion_table
 from benchmark.types import Sample
 
 

@@ -15,8 +15,9 @@ from benchmark.methods.base import Explanation, SaliencyMethod
 from benchmark.methods.center import Center
 from benchmark.metrics._pointing_core import first_argmax, in_difficult_subset
 from benchmark.metrics._pointing_theta import calibration_mask, choose_theta, outcome
-from benchmark.metrics.pointing import Pointing, pointing_table
-from benchmark.metrics.pointing_modified import PointingModified, pointing_modified_table
+from benchmark.metrics.pointing import Pointing
+from benchmark.metrics.pointing_modified import PointingModified
+from benchmark.report.specs import pointing_modified_table, pointing_table
 from benchmark.types import Sample
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from benchmark import real_photos as demo
+from benchmark.report import real_photos as demo
 from benchmark.data.readers import ManifestDataset
 from benchmark.data.transforms import Preprocess
 from benchmark.models import build_model

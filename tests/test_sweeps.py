@@ -181,7 +181,7 @@ def test_merge_not_applicable_and_cli(tmp_path, capsys):
 
 @pytest.mark.slow
 def test_sharded_local_sweep_matches_unsharded_run(tiny_synthetic, tmp_path):
-    from benchmark.tables import LOC_COLUMNS, collect
+    from benchmark.report.tables import LOC_COLUMNS, collect
 
     common = ["model=toy_gap", "method=grad_cam,gradient", "batch_size=1"]
     _python(["-m", "benchmark", "-m", "hydra/launcher=local", "dataset.num_shards=2", "dataset.shard=0,1",

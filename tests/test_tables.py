@@ -6,8 +6,8 @@ import math
 import pandas as pd
 import pytest
 
-from benchmark.table_specs import SPECS
-from benchmark.tables import REFERENCE_DIR, build, collect, to_markdown, wilson
+from benchmark.report.specs import SPECS
+from benchmark.report.tables import REFERENCE_DIR, build, collect, to_markdown, wilson
 
 
 def _summary(root, experiment, model, method, metrics, status="finished"):
@@ -77,7 +77,7 @@ def test_reference_csvs_hold_the_published_numbers():
         assert pd.read_csv(path)["source"].notna().all(), path
 
 
-# --- a sharded run: `python -m benchmark.tables` merges the shards, then builds the table ---------------------
+# --- a sharded run: `python -m benchmark.report` merges the shards, then builds the table ---------------------
 
 # image -> cls top-1, cls top-5, GT-known, loc top-1, loc top-5, IoU, has box (localization records)
 SHARD_ROWS = {"a": (True, True, True, True, True, 0.8, True), "b": (False, True, True, False, True, 0.6, True),
@@ -114,7 +114,7 @@ def _write_shard(root, shard, ids, metrics, device):
 
 
 def test_table1_row_of_a_sharded_run_is_recomputed_over_both_shards(tmp_path, capsys):
-    from benchmark.tables import main
+    from benchmark.report.__main__ import main
 
     # strided shards of 5 images: positions 0, 2, 4 and 1, 3; each shard's own (correct) numbers
     _write_shard(tmp_path, 0, ["a", "c", "e"], {"n_images": 3, "cls_err_top1": 0.0, "cls_err_top5": 0.0,

@@ -11,7 +11,6 @@ with a 95 % percentile bootstrap interval (``bootstrap`` resamples of the images
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
@@ -21,14 +20,10 @@ from scipy.stats import rankdata
 
 from benchmark.methods._occlusion_cache import OcclusionCache
 from benchmark.methods.occlusion import Occlusion
+from benchmark.metrics._targets import target_classes
 from benchmark.metrics.base import METRICS, Metric
 from benchmark.paths import cache_dir
 from benchmark.types import is_degenerate
-
-TABLE_COLUMNS = {"mean_rho": "mean rho", "ci95_low": "95% CI low", "ci95_high": "95% CI high",
-                 "n": "n", "n_nan": "n NaN"}
-SETTING_COLUMNS = ("patch", "stride", "fill")
-
 
 def spearman(a: np.ndarray, b: np.ndarray) -> float:
     """Spearman's rho (average ranks for ties) of two equally sized arrays; NaN if one is constant."""
@@ -56,17 +51,6 @@ def bootstrap_mean_ci(values: np.ndarray, resamples: int, seed: int, level: floa
         means[start:stop] = values[rng.integers(0, values.size, size=(stop - start, values.size))].mean(axis=1)
     tail = 100 * (1 - level) / 2
     return float(np.percentile(means, tail)), float(np.percentile(means, 100 - tail))
-
-
-def target_classes(samples, logits: torch.Tensor) -> torch.Tensor:
-    """LongTensor ``[B]``: per image, its GT label with the highest logit (first on ties)."""
-    out = []
-    for sample, row in zip(samples, logits.detach().float().cpu()):
-        labels = [int(c) for c in sample.labels]
-        if not labels:
-            raise ValueError(f"occlusion_correlation: image {sample.image_id!r} has no labels")
-        out.append(max(labels, key=lambda c: (row[c].item(), -c)))
-    return torch.tensor(out, dtype=torch.long)
 
 
 class OcclusionCorrelation(Metric):
@@ -135,7 +119,7 @@ class OcclusionCorrelation(Metric):
         """
         if self.figure_images < 1 or not self._figure.get("samples"):
             return None
-        from benchmark.figures import write_fig1
+        from benchmark.metrics._fig1 import write_fig1
 
         method = self._figure["method"]
         extra = {} if method.name == "occlusion" else {method.name: method}
@@ -143,42 +127,6 @@ class OcclusionCorrelation(Metric):
         device = next(method.model.parameters()).device
         return write_fig1(method.model, method.info, self._figure["samples"], prep, run_dir, n=self.figure_images,
                           cache=self.cache_for(method.model, method.info, prep, device), extra=extra)
-
-
-def occlusion_table(frame: pd.DataFrame) -> pd.DataFrame:
-    """Rows model x method (finished ``occlusion_correlation`` runs), the Table-2 columns and setting."""
-    from benchmark.tables import METHOD_ORDER
-
-    columns = ["model", "method", "dataset", *TABLE_COLUMNS.values(), *SETTING_COLUMNS]
-    if frame.empty:
-        return pd.DataFrame(columns=columns)
-    done = frame[(frame["metric"] == OcclusionCorrelation.name) & (frame["status"] == "finished")]
-    if done.empty:
-        return pd.DataFrame(columns=columns)
-    table = done[["model", "method", "dataset", *TABLE_COLUMNS]].rename(columns=TABLE_COLUMNS)
-    setting = [json.loads((Path(p) / "summary.json").read_text()).get("protocol", {}) for p in done["path"]]
-    table[["n", "n NaN"]] = table[["n", "n NaN"]].astype("Int64")  # float after a merge with other metrics
-    for key in SETTING_COLUMNS:
-        table[key] = [s.get(key) for s in setting]
-    order = {m: i for i, m in enumerate(METHOD_ORDER)}
-    table = table.assign(_k=table["method"].map(lambda m: (order.get(m, len(order)), m)))
-    return table.sort_values(["model", "_k"]).drop(columns="_k").reset_index(drop=True)[columns]
-
-
-def write_occlusion_table(results_root: Path, out_dir: Path, experiment: str) -> pd.DataFrame:
-    """Build ``occlusion_table`` for one experiment and write ``<experiment>.md|csv|tex`` with notes."""
-    from benchmark.tables import collect, write_table
-
-    table = occlusion_table(collect(Path(results_root), experiment))
-    if not table.empty:
-        setting = "; ".join(sorted({f"patch {p}, stride {s}, fill {f}" for p, s, f in
-                                    zip(table["patch"], table["stride"], table["fill"])}))
-        notes = [f"Spearman rank correlation with occlusion maps ({setting}; fill in normalized input space), "
-                 "GT class with the highest logit, at the model's input resolution; mean over images with a "
-                 "95 % percentile bootstrap interval; n NaN: constant maps, excluded. Grad-CAM Table 2 used "
-                 "patch 35, stride 1 on 2510 VOC 2007 val images."]
-        write_table(table, Path(out_dir), experiment, f"{experiment}: rank correlation with occlusion", notes)
-    return table
 
 
 METRICS.register("occlusion_correlation", OcclusionCorrelation)

@@ -97,30 +97,4 @@ def per_class(records: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=columns)
 
 
-TABLE_COLUMNS = {
-    "acc_class_mean": "all: class-mean acc (%)", "acc_pooled": "all: pooled acc (%)",
-    "difficult_acc_class_mean": "difficult: class-mean acc (%)", "difficult_acc_pooled": "difficult: pooled acc (%)",
-    "n_records": "n", "difficult_n_records": "n difficult", "n_degenerate": "degenerate",
-}
-
-
-def finished_rows(frame: pd.DataFrame, metric: str, columns: dict) -> pd.DataFrame:
-    """Finished runs of ``metric`` as rows model x method (x dataset), columns renamed, sorted."""
-    from benchmark.tables import METHOD_ORDER  # at call time: benchmark.tables imports this module
-
-    if frame.empty or "metric" not in frame:
-        return pd.DataFrame(columns=["model", "method", "dataset", *columns.values()])
-    done = frame[(frame["metric"] == metric) & (frame["status"] == "finished")]
-    table = done.reindex(columns=["model", "method", "dataset", *columns]).copy()
-    order = {m: i for i, m in enumerate(METHOD_ORDER)}
-    table["_order"] = table["method"].map(lambda m: (order.get(m, len(order)), m))
-    table = table.sort_values(["model", "dataset", "_order"]).drop(columns="_order")
-    return table.rename(columns=columns).reset_index(drop=True)
-
-
-def pointing_table(frame: pd.DataFrame) -> pd.DataFrame:
-    """Rows model x method (x dataset); all/difficult class-mean and pooled accuracy (%), counts."""
-    return finished_rows(frame, "pointing", TABLE_COLUMNS)
-
-
 METRICS.register("pointing", Pointing)

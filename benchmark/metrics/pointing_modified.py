@@ -28,7 +28,7 @@ import torch
 from benchmark.metrics._pointing_core import check_region, point_and_hit
 from benchmark.metrics._pointing_theta import calibration_mask, choose_theta, curve, outcome
 from benchmark.metrics.base import METRICS, Metric
-from benchmark.metrics.pointing import TOLERANCE_PX, finished_rows
+from benchmark.metrics.pointing import TOLERANCE_PX
 
 TOPK = 5
 
@@ -129,21 +129,6 @@ def external_calibration(path: str | Path, evaluation: pd.DataFrame) -> pd.DataF
             if a != b:
                 raise ValueError(f"{path}: calibration records have {column} {sorted(a)}, evaluated {sorted(b)}")
     return calibration
-
-
-TABLE_COLUMNS = {"theta": "θ", "accuracy": "accuracy (%)", "accuracy_calibration": "calibration accuracy (%)",
-                 "accepted_fraction": "accepted", "n_images": "n images", "n_records": "n",
-                 "n_calibration_images": "n calibration images"}
-
-
-def pointing_modified_table(frame: pd.DataFrame) -> pd.DataFrame:
-    """Rows model x method (x dataset); θ, accuracy on the evaluation split (%), counts.
-
-    θ is a raw map value whose scale depends on the method, so it is shown with 4 significant digits.
-    """
-    table = finished_rows(frame, "pointing_modified", TABLE_COLUMNS)
-    table["θ"] = [None if t is None or t != t else f"{t:.4g}" for t in table["θ"]]
-    return table
 
 
 METRICS.register("pointing_modified", PointingModified)

@@ -5,7 +5,8 @@
 backprop, guided Grad-CAM, gradient, deconvnet) alone in grey, as in the paper. A map with both
 signs (occlusion, ablations without ReLU) uses a diverging colormap centered at 0; every map is
 scaled to its own range. ``write_fig1`` computes the paper's rows for a model and writes
-``fig1.png`` into a run folder.
+``fig1.png`` into a run folder: the occlusion correlation metric's own artifact (its
+``write_artifacts``), so it lives with the metric and uses only methods and metrics.
 """
 
 from __future__ import annotations
@@ -90,7 +91,7 @@ def write_fig1(model, info, samples, prep, run_dir, n: int = 4, *, occlusion: di
     from benchmark.methods import NotApplicable, build_method
     from benchmark.methods._occlusion_cache import OcclusionCache
     from benchmark.methods.base import for_samples
-    from benchmark.metrics.occlusion import target_classes
+    from benchmark.metrics._targets import target_classes
 
     samples = list(samples)[:n]
     device = next(model.parameters()).device

@@ -2,7 +2,7 @@
 
 Usage::
 
-    python -m benchmark.real_photos [--out results/figures] [--data DIR]
+    python -m benchmark.report.real_photos [--out results/figures] [--data DIR]
 
 The photos and boxes come from ``data_prep.real_photos`` (prepared on first use, ILSVRC manifest,
 the suite's reader). Per photo, for the annotated class (Grad-CAM paper, Fig. 1 and Sec. 4.1-4.3):
@@ -30,9 +30,9 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import torch  # noqa: E402
 
-from benchmark.io import atomic_write_bytes  # noqa: E402
 from benchmark.data.readers import ManifestDataset  # noqa: E402
 from benchmark.data.transforms import Preprocess  # noqa: E402
+from benchmark.io import atomic_write_bytes  # noqa: E402
 from benchmark.methods import build_method  # noqa: E402
 from benchmark.metrics.boxes import box_from_map, max_iou  # noqa: E402
 from benchmark.metrics.pointing import Pointing  # noqa: E402
@@ -143,7 +143,7 @@ def run(out: Path, data: Path | None = None) -> pd.DataFrame:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m benchmark.real_photos", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m benchmark.report.real_photos", description=__doc__.split("\n")[0])
     parser.add_argument("--out", type=Path, default=Path("results/figures"), help="folder for the PNG and CSV")
     parser.add_argument("--data", type=Path, default=None, help="real-photo folder (default <cache>/data/real_photos)")
     args = parser.parse_args(argv)

@@ -1,5 +1,7 @@
-"""Records -> tables: ``python -m benchmark.tables`` reads every ``summary.json`` under a results
-root (merging sharded runs first) and writes ``results/tables/<name>.md|.csv|.tex``.
+"""Records -> tables, the generic part: ``TableSpec``, ``collect``, ``build``, ``wilson`` and the
+writers; ``python -m benchmark.report`` (``__main__.py``) reads every ``summary.json`` under a
+results root (merging sharded runs first) and writes ``results/tables/<name>.md|.csv|.tex``.
+The paper's specs live in ``specs.py``, which imports this module (never the reverse).
 
 Each paper table is a pandas frame with our number, the published number and the difference side
 by side, the sample count, and a 95 % interval where the metric has one (a Wilson interval for
@@ -10,7 +12,6 @@ missing, and a published row without a run of ours is kept, with our cells empty
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
 from dataclasses import dataclass, field
@@ -141,37 +142,3 @@ def write_table(table: pd.DataFrame, out_dir: Path, name: str, title: str = "", 
     atomic_write_bytes(paths[1], table.to_csv(index=False).encode())
     atomic_write_bytes(paths[2], table.to_latex(index=False, na_rep="--", float_format="%.2f").encode())
     return paths
-
-
-def main(argv: list[str] | None = None) -> None:
-    from benchmark.table_specs import SPECS, extra_outputs
-
-    parser = argparse.ArgumentParser(description="Build the paper tables from run summaries.")
-    parser.add_argument("--results", default="results", help="results root holding runs/")
-    parser.add_argument("--out", default=None, help="output folder (default: <results>/tables)")
-    parser.add_argument("--experiment", default=None, help="only tables fed by this experiment prefix (e.g. demo)")
-    args = parser.parse_args(argv)
-    results, out = Path(args.results), Path(args.out or Path(args.results) / "tables")
-    try:
-        from benchmark.runs.merge import merge_all
-    except ImportError:
-        merge_all = None
-    if merge_all is not None and (results / "runs").is_dir():
-        merge_all(results)
-    frame = collect(results)
-    written = []
-    for spec in SPECS:
-        if args.experiment and not any(e.startswith(args.experiment) for e in spec.experiments):
-            continue
-        if not len(frame) or not frame["experiment"].isin(spec.experiments).any():
-            continue
-        table = build(spec, frame)
-        write_table(table, out, spec.name, spec.title, spec.notes)
-        print(to_markdown(table, spec.title, spec.notes))
-        written.append(out / f"{spec.name}.md")
-    written += extra_outputs(frame, out, args.experiment, results)
-    print("tables written: " + (", ".join(map(str, written)) or "none (no finished runs)"))
-
-
-if __name__ == "__main__":
-    main()

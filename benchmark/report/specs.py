@@ -1,12 +1,19 @@
-"""The paper tables and their demo counterparts: which runs, columns and published numbers."""
+"""The paper tables and their demo counterparts: which runs, columns and published numbers.
+
+``SPECS`` are the localization tables ``benchmark.report.tables.build`` makes from a ``TableSpec``;
+the layer-sweep plot and the pointing, modified pointing and occlusion tables have their own
+builders here (their columns are not the localization ones).
+"""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pandas as pd
 
-from benchmark.tables import LOC_COLUMNS, REFERENCE_DIR, TableSpec, write_table
+from benchmark.models.base import preset
+from benchmark.report.tables import LOC_COLUMNS, METHOD_ORDER, REFERENCE_DIR, TableSpec, collect, write_table
 
 LOC = tuple(LOC_COLUMNS)
 DEMO_NOTE = ("Synthetic val split (500 ILSVRC-format images), toy models. The published numbers are "
@@ -38,8 +45,6 @@ def layer_sweep_plot(frame: pd.DataFrame, experiment: str, out: Path) -> list[Pa
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-
-    from benchmark.models.base import preset
 
     table = runs[["model", "method", "loc_err_top1", "n_images"]].copy()
     table["layer"] = table["method"].str.split("@").str[1]
@@ -88,12 +93,80 @@ def _with_reference(table: pd.DataFrame, csv: str, keys: list[str], ours: str, t
     return merged
 
 
-def metric_tables(frame: pd.DataFrame, out: Path, experiment: str | None, results: Path) -> list[Path]:
-    """The pointing, modified pointing and occlusion tables (built by their metric modules)."""
-    from benchmark.metrics.occlusion import write_occlusion_table
-    from benchmark.metrics.pointing import pointing_table
-    from benchmark.metrics.pointing_modified import pointing_modified_table
+OCCLUSION_COLUMNS = {"mean_rho": "mean rho", "ci95_low": "95% CI low", "ci95_high": "95% CI high",
+                     "n": "n", "n_nan": "n NaN"}
+OCCLUSION_SETTINGS = ("patch", "stride", "fill")
+POINTING_COLUMNS = {
+    "acc_class_mean": "all: class-mean acc (%)", "acc_pooled": "all: pooled acc (%)",
+    "difficult_acc_class_mean": "difficult: class-mean acc (%)", "difficult_acc_pooled": "difficult: pooled acc (%)",
+    "n_records": "n", "difficult_n_records": "n difficult", "n_degenerate": "degenerate",
+}
+POINTING_MODIFIED_COLUMNS = {"theta": "θ", "accuracy": "accuracy (%)", "accuracy_calibration": "calibration accuracy (%)",
+                             "accepted_fraction": "accepted", "n_images": "n images", "n_records": "n",
+                             "n_calibration_images": "n calibration images"}
 
+
+def occlusion_table(frame: pd.DataFrame) -> pd.DataFrame:
+    """Rows model x method (finished ``occlusion_correlation`` runs), the Table-2 columns and setting."""
+    columns = ["model", "method", "dataset", *OCCLUSION_COLUMNS.values(), *OCCLUSION_SETTINGS]
+    if frame.empty:
+        return pd.DataFrame(columns=columns)
+    done = frame[(frame["metric"] == "occlusion_correlation") & (frame["status"] == "finished")]
+    if done.empty:
+        return pd.DataFrame(columns=columns)
+    table = done[["model", "method", "dataset", *OCCLUSION_COLUMNS]].rename(columns=OCCLUSION_COLUMNS)
+    setting = [json.loads((Path(p) / "summary.json").read_text()).get("protocol", {}) for p in done["path"]]
+    table[["n", "n NaN"]] = table[["n", "n NaN"]].astype("Int64")  # float after a merge with other metrics
+    for key in OCCLUSION_SETTINGS:
+        table[key] = [s.get(key) for s in setting]
+    order = {m: i for i, m in enumerate(METHOD_ORDER)}
+    table = table.assign(_k=table["method"].map(lambda m: (order.get(m, len(order)), m)))
+    return table.sort_values(["model", "_k"]).drop(columns="_k").reset_index(drop=True)[columns]
+
+
+def write_occlusion_table(results_root: Path, out_dir: Path, experiment: str) -> pd.DataFrame:
+    """Build ``occlusion_table`` for one experiment and write ``<experiment>.md|csv|tex`` with notes."""
+    table = occlusion_table(collect(Path(results_root), experiment))
+    if not table.empty:
+        setting = "; ".join(sorted({f"patch {p}, stride {s}, fill {f}" for p, s, f in
+                                    zip(table["patch"], table["stride"], table["fill"])}))
+        notes = [f"Spearman rank correlation with occlusion maps ({setting}; fill in normalized input space), "
+                 "GT class with the highest logit, at the model's input resolution; mean over images with a "
+                 "95 % percentile bootstrap interval; n NaN: constant maps, excluded. Grad-CAM Table 2 used "
+                 "patch 35, stride 1 on 2510 VOC 2007 val images."]
+        write_table(table, Path(out_dir), experiment, f"{experiment}: rank correlation with occlusion", notes)
+    return table
+
+
+def finished_rows(frame: pd.DataFrame, metric: str, columns: dict) -> pd.DataFrame:
+    """Finished runs of ``metric`` as rows model x method (x dataset), columns renamed, sorted."""
+    if frame.empty or "metric" not in frame:
+        return pd.DataFrame(columns=["model", "method", "dataset", *columns.values()])
+    done = frame[(frame["metric"] == metric) & (frame["status"] == "finished")]
+    table = done.reindex(columns=["model", "method", "dataset", *columns]).copy()
+    order = {m: i for i, m in enumerate(METHOD_ORDER)}
+    table["_order"] = table["method"].map(lambda m: (order.get(m, len(order)), m))
+    table = table.sort_values(["model", "dataset", "_order"]).drop(columns="_order")
+    return table.rename(columns=columns).reset_index(drop=True)
+
+
+def pointing_table(frame: pd.DataFrame) -> pd.DataFrame:
+    """Rows model x method (x dataset); all/difficult class-mean and pooled accuracy (%), counts."""
+    return finished_rows(frame, "pointing", POINTING_COLUMNS)
+
+
+def pointing_modified_table(frame: pd.DataFrame) -> pd.DataFrame:
+    """Rows model x method (x dataset); θ, accuracy on the evaluation split (%), counts.
+
+    θ is a raw map value whose scale depends on the method, so it is shown with 4 significant digits.
+    """
+    table = finished_rows(frame, "pointing_modified", POINTING_MODIFIED_COLUMNS)
+    table["θ"] = [None if t is None or t != t else f"{t:.4g}" for t in table["θ"]]
+    return table
+
+
+def metric_tables(frame: pd.DataFrame, out: Path, experiment: str | None, results: Path) -> list[Path]:
+    """The pointing, modified pointing and occlusion tables."""
     written: list[Path] = []
     builders = {
         "pointing": (pointing_table, "Pointing game (Zhang et al.): accuracy (%)"),
@@ -122,7 +195,7 @@ def metric_tables(frame: pd.DataFrame, out: Path, experiment: str | None, result
 
 
 def extra_outputs(frame: pd.DataFrame, out: Path, experiment: str | None, results: Path) -> list[Path]:
-    """Plots and the tables owned by other metrics (pointing, occlusion)."""
+    """The layer-sweep plots and the tables of the other metrics (pointing, occlusion)."""
     written: list[Path] = []
     for exp in ("demo_layers", "table3_layers"):
         if experiment is None or exp.startswith(experiment):
