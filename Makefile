@@ -54,7 +54,7 @@ WANDB_ENTITY ?=
 WANDB_PROJECT ?= gradcam-benchmark
 dashboard: install ## build and save the W&B workspace (WANDB_ENTITY=... [WANDB_PROJECT=...])
 	@test -n "$(WANDB_ENTITY)" || { echo "set WANDB_ENTITY=<user or team>"; exit 2; }
-	$(PY) -m benchmark.dashboard --entity $(WANDB_ENTITY) --project $(WANDB_PROJECT) --save
+	$(PY) -m benchmark.tracking.dashboard --entity $(WANDB_ENTITY) --project $(WANDB_PROJECT) --save
 
 tables: install ## rebuild every table from the records under results/runs (merges shards first)
 	$(PY) -m benchmark.report

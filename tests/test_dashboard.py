@@ -4,8 +4,8 @@ import pandas as pd
 import pytest
 import wandb_workspaces.workspaces as ws
 
-from benchmark import dashboard
 from benchmark.metrics import METRICS, build_metric
+from benchmark.tracking import dashboard
 
 
 def test_workspace_has_one_section_per_table_with_grouped_bars():

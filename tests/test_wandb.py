@@ -15,9 +15,8 @@ import pytest
 from PIL import Image
 from wandb.proto import wandb_internal_pb2
 
-from benchmark import wandb_logger
 from benchmark.runs.store import frame_bytes
-from benchmark.tracking import tracked
+from benchmark.tracking import tracked, wandb_logger
 
 REPO = Path(__file__).resolve().parents[1]
 FAKE_KEY = "fake0key0" + "7" * 31  # 40 characters, like a real key

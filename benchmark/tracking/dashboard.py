@@ -1,8 +1,8 @@
 """A W&B workspace for the benchmark: one section per paper table, bar plots grouped by method.
 
-``python -m benchmark.dashboard --entity E --project P [--filter EXPR] [--name N] [--save]``
+``python -m benchmark.tracking.dashboard --entity E --project P [--filter EXPR] [--name N] [--save]``
 builds the workspace (``wandb_workspaces``) and prints its sections; only ``--save`` sends it to
-W&B. It reads the summary metrics ``benchmark.wandb_logger`` logs as ``<metric>/<name>`` (the
+W&B. It reads the summary metrics ``benchmark.tracking.wandb_logger`` logs as ``<metric>/<name>`` (the
 names of ``summary.json``'s ``metrics``), and the run config's ``method.label`` to group bars.
 
 Sections: Table 1 (localization and classification error, Grad-CAM paper Table 1), Table 2 (rank

@@ -1,4 +1,9 @@
-"""Optional mirror of a run to Weights & Biases; a no-op unless ``logger.name=wandb``."""
+"""Optional mirror of runs to Weights & Biases: ``tracked`` (here), wandb_logger.py, dashboard.py.
+May import the foundation modules, data, models, methods, metrics and runs; never report or the entry points.
+
+``tracked(config)`` is a no-op unless ``logger.name=wandb``; ``wandb`` and the W&B workspace
+library are imported only when used.
+"""
 
 from __future__ import annotations
 
@@ -16,7 +21,7 @@ def tracked(config: dict):
     if config.get("logger", {}).get("name", "none") != "wandb":
         yield _NullTracker()
         return
-    from benchmark.wandb_logger import WandbTracker
+    from benchmark.tracking.wandb_logger import WandbTracker
 
     tracker = WandbTracker(config)
     try:
