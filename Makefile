@@ -32,7 +32,7 @@ install: $(STAMP) ## create/use .venv and install the package with its extras (i
 
 demo: install ## embedded data, toy models, every demo experiment, the tables and figures (reuses what exists)
 	$(PY) -m data_prep.synthetic --out .cache/data/synthetic
-	$(PY) -m benchmark.train
+	$(PY) -m benchmark.training
 	$(PY) -m benchmark.demo
 	$(PY) -m benchmark.report --experiment demo
 	$(PY) -m benchmark.report.real_photos --out results/figures
@@ -64,7 +64,7 @@ table1: install ## Table 1, ILSVRC 2012 val localization (DATA_ROOT=..., LAUNCHE
 	$(RUN) experiment=table1 $(ILSVRC) $(LAUNCH) $(ARGS)
 	$(RUN) experiment=table1_grabcut $(ILSVRC) $(LAUNCH) $(ARGS)
 	@if [ -f "$(VGG16_GAP_CHECKPOINT)" ]; then VGG16_GAP_CHECKPOINT=$(VGG16_GAP_CHECKPOINT) $(RUN) experiment=table1_vgg16_gap $(ILSVRC) $(LAUNCH) $(ARGS); \
-	else echo "table1: no $(VGG16_GAP_CHECKPOINT), VGG16-GAP rows skipped (make one: python -m benchmark.finetune vgg16_gap --help)"; fi
+	else echo "table1: no $(VGG16_GAP_CHECKPOINT), VGG16-GAP rows skipped (make one: python -m benchmark.training.finetune vgg16_gap --help)"; fi
 	$(PY) -m benchmark.report
 
 table2: install ## Table 2, rank correlation with occlusion on VOC 2007 val

@@ -32,6 +32,7 @@ from benchmark.runs import provenance
 from benchmark.runs.identity import public_job_state
 from benchmark.runs.redact import public_config, secret_values
 from benchmark.runs.store import RunStore, write_json
+from benchmark.training import ensure_checkpoint
 
 log = logging.getLogger(__name__)
 
@@ -154,6 +155,7 @@ def evaluate(config: dict, run_dir: Path | None = None) -> dict:
     device = torch.device(config.get("device", "cpu"))
     # deterministic kernels on CUDA (restored afterwards); what was set goes into the summary
     with provenance.deterministic(device, bool(config.get("deterministic", True))) as determinism:
+        ensure_checkpoint(config["model"])  # a toy model's trained weights, made on first use
         model, info = load_model(config["model"])
         model = model.to(device)
         mcfg = config["method"]

@@ -20,7 +20,7 @@ def tiny_synthetic(tmp_path_factory):
     os.environ["BENCHMARK_CACHE"] = str(cache)
     from data_prep.synthetic import generate
 
-    from benchmark.train import train_toy
+    from benchmark.training.toy import train_toy
 
     generate(cache / "data" / "synthetic", seed=0, n_train=96, n_val=24)
     for name in ("toy_vgg", "toy_gap"):

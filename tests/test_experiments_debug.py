@@ -115,7 +115,7 @@ def debug_data(tmp_path_factory) -> DebugData:
 def tiny_multi(tiny_synthetic):
     """Tiny multi-object scenes and a one-epoch toy_gap_multi where the demo configs look for them
     (``<cache>/data/synthetic_multi``, ``<cache>/models/toy_gap_multi.pt``)."""
-    from benchmark.finetune import train_multilabel_toy
+    from benchmark.training.multilabel import train_multilabel_toy
     from data_prep.synthetic_multi import prepare_all
 
     manifests = prepare_all(tiny_synthetic / "data" / "synthetic_multi", n_train=16, n_val=8, n_test=8)

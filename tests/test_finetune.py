@@ -6,8 +6,8 @@ import pytest
 import torch
 
 from benchmark.data.manifest import ManifestError
-from benchmark.finetune import (average_precision, dataset_root, finetune, initial_model, main, replace_head,
-                                train_multilabel_toy)
+from benchmark.training.finetune import dataset_root, finetune, initial_model, main
+from benchmark.training.multilabel import average_precision, replace_head, train_multilabel_toy
 from benchmark.models.base import build_model, load_checkpoint
 from benchmark.models.toy import ToyGAP, ToyVGG
 from data_prep.synthetic import CLASS_NAMES

@@ -416,9 +416,9 @@ def test_cam_equals_grad_cam_without_relu_on_vgg16_gap(gap_checkpoint):
 
 
 def test_vgg16_gap_refuses_missing_or_wrong_checkpoints(gap_checkpoint, tmp_path):
-    with pytest.raises(FileNotFoundError, match=r"needs a checkpoint.*python -m benchmark\.finetune vgg16_gap"):
+    with pytest.raises(FileNotFoundError, match=r"needs a checkpoint.*python -m benchmark\.training\.finetune vgg16_gap"):
         build_model("vgg16_gap")
-    with pytest.raises(FileNotFoundError, match=r"absent\.pt not found.*benchmark\.finetune vgg16_gap"):
+    with pytest.raises(FileNotFoundError, match=r"absent\.pt not found.*benchmark\.training\.finetune vgg16_gap"):
         build_model("vgg16_gap", checkpoint=str(tmp_path / "absent.pt"))
     with pytest.raises(ValueError, match=r"weights='IMAGENET1K_V1'.*checkpoint"):
         build_model("vgg16_gap", weights="IMAGENET1K_V1", checkpoint=str(gap_checkpoint))
@@ -449,7 +449,7 @@ def fake_imagenet_vgg16(monkeypatch):
     """The recipe's ImageNet download replaced by seeded random VGG-16 features (the real path stays)."""
     from torchvision.models.vgg import cfgs, make_layers
 
-    import benchmark.finetune as ft
+    import benchmark.training.vgg16_gap as ft
 
     made = []
 
@@ -466,7 +466,7 @@ TINY_GAP = {"batch_size": 2, "image_size": 32, "epochs": 1}
 
 
 def test_vgg16_gap_recipe_trains_new_layers_from_imagenet_features(tiny_imagefolder, fake_imagenet_vgg16, tmp_path):
-    from benchmark.finetune import finetune_vgg16_gap
+    from benchmark.training.vgg16_gap import finetune_vgg16_gap
 
     untrained = finetune_vgg16_gap(tiny_imagefolder, tmp_path / "zero.pt", TINY_GAP, num_workers=0, max_steps=0)
     meta = finetune_vgg16_gap(tiny_imagefolder, tmp_path / "one.pt", TINY_GAP, num_workers=0, max_steps=1)
@@ -484,7 +484,7 @@ def test_vgg16_gap_recipe_trains_new_layers_from_imagenet_features(tiny_imagefol
 
 
 def test_vgg16_gap_recipe_command_line_can_fine_tune_the_backbone(tiny_imagefolder, fake_imagenet_vgg16, tmp_path):
-    from benchmark.finetune import main
+    from benchmark.training.finetune import main
 
     out = tmp_path / "cli.pt"
     main(["vgg16_gap", "--data-root", str(tiny_imagefolder), "--out", str(out), "--max-steps", "1", "--batch-size", "2",

@@ -1,9 +1,12 @@
-"""Two small classifiers for the embedded synthetic data, trained by ``benchmark.train``.
+"""Two small classifiers for the embedded synthetic data, trained by ``benchmark.training``.
 
 ``toy_vgg`` mirrors VGG-16's structure (conv/ReLU blocks with max pooling, then flatten and a
 fully-connected head with ReLUs); ``toy_gap`` mirrors GoogLeNet/ResNet (conv blocks, global average
 pooling, one linear layer) and is therefore CAM-compatible. Input 64x64, normalized with the
-ImageNet statistics. Without a checkpoint file the trained weights are made on first use.
+ImageNet statistics. The trained weights are read from ``<cache>/models/<name>.pt``; this module
+only loads them. A run makes a missing file first (``benchmark.training.ensure_checkpoint``, called
+by the evaluation loop); ``build_model`` without it raises ``FileNotFoundError`` naming the file and
+the command that makes it.
 """
 
 from __future__ import annotations
@@ -71,9 +74,17 @@ def default_checkpoint(name: str) -> Path:
     return models_dir() / f"{name}.pt"
 
 
+def make_command(name: str, multilabel: bool) -> str:
+    """The command that makes the trained checkpoint of toy model ``name``."""
+    if multilabel:
+        return (f"python -c \"from benchmark.training import train_multilabel_toy; "
+                f"train_multilabel_toy('{name}')\"")
+    return f"python -m benchmark.training --model {name}"
+
+
 def _build_toy(arch: str, name: str, weights: str | None, checkpoint: str | None,
                num_classes: int = 10, multilabel: bool = False, **_) -> tuple[nn.Module, ModelInfo]:
-    """Build a toy model; without a checkpoint file its recipe (single- or multi-label) makes one."""
+    """Build a toy model with random, trained (the cached checkpoint) or given checkpoint weights."""
     model = ARCHS[arch](num_classes)
     info = ModelInfo(name=name, num_classes=num_classes, input_size=TOY_INPUT,
                      cam_head="fc" if arch == "toy_gap" else None, multilabel=multilabel)
@@ -82,15 +93,11 @@ def _build_toy(arch: str, name: str, weights: str | None, checkpoint: str | None
     else:
         raise ValueError(f"model {name!r}: weights={weights!r} not understood; use null (trained toy weights) or 'random'")
     if path is not None:
-        if not path.is_file() and checkpoint is None:  # trained on first use, then cached
-            if multilabel:
-                from benchmark.finetune import train_multilabel_toy
-
-                train_multilabel_toy(name)
-            else:
-                from benchmark.train import train_toy
-
-                train_toy(name)
+        if not path.is_file() and checkpoint is None:  # made by benchmark.training, never here
+            raise FileNotFoundError(
+                f"model {name!r}: trained checkpoint {path} not found; make it with `{make_command(name, multilabel)}` "
+                f"(a run, `python -m benchmark model={name} ...`, makes it on first use), or build the model "
+                f"with weights='random'")
         load_state(model, load_checkpoint(path), str(path))
         info.checkpoint = str(path)
         meta = path.with_suffix(".json")

@@ -13,9 +13,9 @@ Here (module names in brackets, which the layer presets in ``conf/model/vgg16_ga
   the CAM head, so the model is CAM-compatible (global pooling + one linear layer).
 
 No weights are published in torchvision format, so the model needs a checkpoint (a state dict
-loaded with ``weights_only=True``); ``python -m benchmark.finetune vgg16_gap --data-root
+loaded with ``weights_only=True``); ``python -m benchmark.training.finetune vgg16_gap --data-root
 ILSVRC_TRAIN --out checkpoints/vgg16_gap.pt`` makes one from torchvision's ImageNet VGG-16
-(recipe in ``benchmark.finetune.finetune_vgg16_gap``). Class names come from the checkpoint's
+(recipe in ``benchmark.training.vgg16_gap.finetune_vgg16_gap``). Class names come from the checkpoint's
 ``.json`` when it has them, else torchvision's ImageNet categories for 1000 classes.
 """
 
@@ -30,7 +30,7 @@ from torch import nn
 from benchmark.models.base import IMAGENET_MEAN, IMAGENET_STD, MODELS, ModelInfo, load_checkpoint, load_state
 
 CAM_UNITS = 1024
-RECIPE_COMMAND = ("python -m benchmark.finetune vgg16_gap --data-root ILSVRC2012_TRAIN_FOLDER "
+RECIPE_COMMAND = ("python -m benchmark.training.finetune vgg16_gap --data-root ILSVRC2012_TRAIN_FOLDER "
                   "--out checkpoints/vgg16_gap.pt --device cuda")
 HOW_TO = (f"make one by fine-tuning torchvision's ImageNet VGG-16 on ILSVRC train ({RECIPE_COMMAND}) and point "
           "$VGG16_GAP_CHECKPOINT or model.checkpoint at it")

@@ -1,9 +1,13 @@
-"""Recipe that trains the toy models on the synthetic train split: ``python -m benchmark.train``.
+"""Recipe that trains the toy models on the synthetic train split: ``python -m benchmark.training``.
 
 Deterministic (fixed seed, fixed data order per epoch from that seed, single-process loading), and
 cached in ``.cache/models/<name>.pt`` with a ``.json`` beside it (class names, accuracy, recipe, the
 synthetic data version; a checkpoint trained on an older version is retrained).
 The images are decoded and preprocessed once, like evaluation (``paper`` resize to 64x64).
+
+``ensure_checkpoint`` makes a missing toy checkpoint before a run loads the model (the evaluation
+loop calls it; ``build_model`` itself only loads checkpoints): ``toy_vgg`` and ``toy_gap`` by
+``train_toy``, multi-label toys (``toy_gap_multi``) by ``multilabel.train_multilabel_toy``.
 """
 
 from __future__ import annotations
@@ -21,12 +25,13 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from benchmark.io import atomic_write_bytes
 from benchmark.data.readers import ManifestDataset
 from benchmark.data.transforms import Preprocess
-from benchmark.models.base import IMAGENET_MEAN, IMAGENET_STD
+from benchmark.io import atomic_write_bytes
+from benchmark.models.base import IMAGENET_MEAN, IMAGENET_STD, preset
 from benchmark.models.toy import ARCHS, TOY_INPUT, default_checkpoint
 from benchmark.paths import synthetic_root
+from benchmark.training.multilabel import train_multilabel_toy
 
 log = logging.getLogger(__name__)
 RECIPE = {"epochs": 8, "batch_size": 64, "lr": 3e-3, "weight_decay": 5e-4, "seed": 0}
@@ -113,6 +118,34 @@ def is_current(name: str) -> bool:
     return path.is_file() and meta.get("data_version") == data_version()
 
 
+def ensure_checkpoint(model_cfg: dict) -> Path | None:
+    """Make the cached checkpoint of a toy model a run is about to load, when it is missing.
+
+    ``model_cfg`` is the run's ``model`` config (at least ``name``; the rest as ``build_model``
+    merges it over ``conf/model/<name>.yaml``). Only a toy model with the trained weights (no
+    ``weights``, no ``checkpoint``) whose file ``<cache>/models/<name>.pt`` is missing is made:
+    ``toy_vgg`` and ``toy_gap`` by ``train_toy``, multi-label toys by ``train_multilabel_toy``.
+    Returns the checkpoint path, or None when the model is not one this makes.
+    """
+    name = model_cfg["name"]
+    skip = ("name", "layers", "weights", "checkpoint", "preprocessing")
+    merged = {k: v for k, v in preset(name).items() if k not in skip}
+    merged.update({k: v for k, v in model_cfg.items() if k not in skip and v is not None})
+    arch = merged.get("arch") or name
+    if arch not in ARCHS or model_cfg.get("weights") is not None or model_cfg.get("checkpoint") is not None:
+        return None
+    path = default_checkpoint(name)
+    if path.is_file():
+        return path
+    if merged.get("multilabel"):
+        train_multilabel_toy(name)
+    elif name in ARCHS:
+        train_toy(name)
+    else:
+        return None  # a single-label toy under another name: build_model names the missing file
+    return path
+
+
 def _train_one_thread(name: str) -> dict:
     """Worker: one model per process, one thread each (small convs scale badly across threads)."""
     torch.set_num_threads(1)
@@ -121,7 +154,7 @@ def _train_one_thread(name: str) -> dict:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m benchmark.training", description=__doc__.splitlines()[0])
     parser.add_argument("--model", choices=sorted(ARCHS), action="append", help="default: both")
     parser.add_argument("--force", action="store_true", help="retrain even when a checkpoint exists")
     args = parser.parse_args(argv)

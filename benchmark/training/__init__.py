@@ -1,0 +1,11 @@
+"""Training: the toy models (toy.py), multi-label fine-tuning (finetune.py, multilabel.py), VGG16-GAP (vgg16_gap.py).
+An entry layer: may import every lower layer (data, models, io, paths); models never import training.
+
+``python -m benchmark.training`` trains the toy models; ``ensure_checkpoint(model_cfg)`` makes a
+missing toy checkpoint before a run loads it (``benchmark.evaluate`` calls it).
+"""
+
+from benchmark.training.multilabel import train_multilabel_toy
+from benchmark.training.toy import ensure_checkpoint, train_toy
+
+__all__ = ["ensure_checkpoint", "train_multilabel_toy", "train_toy"]
