@@ -45,10 +45,10 @@ test-slow: install ## the slow tests only
 
 BENCH_ARGS ?=
 bench: install ## fast paths vs pytorch-grad-cam and Captum; tables printed, CSVs in results/bench (~7 min on 2 cores)
-	$(PY) -m benchmark.bench --out results/bench $(BENCH_ARGS)
+	$(PY) -m benchmark.perf --out results/bench $(BENCH_ARGS)
 
 bench-quick: install ## the bench harness on the toy models (seconds): a smoke test
-	$(PY) -m benchmark.bench --quick --out results/bench/quick
+	$(PY) -m benchmark.perf --quick --out results/bench/quick
 
 WANDB_ENTITY ?=
 WANDB_PROJECT ?= gradcam-benchmark

@@ -7,8 +7,8 @@ import pandas as pd
 import pytest
 import torch
 
-from benchmark import _bench_memory as memory
-from benchmark._bench_timing import Contender, interleaved, memory_mb, paired_ratio, split_calls, summary, warm_up
+from benchmark.perf import memory
+from benchmark.perf.timing import Contender, interleaved, memory_mb, paired_ratio, split_calls, summary, warm_up
 
 CPU = torch.device("cpu")
 
@@ -105,7 +105,7 @@ def test_memory_reads_proc_status():
 def test_quick_bench_writes_every_table(tmp_path):
     pytest.importorskip("captum", reason="the bench extra (pip install -e '.[bench]') is not installed")
     pytest.importorskip("pytorch_grad_cam", reason="the bench extra (pip install -e '.[bench]') is not installed")
-    from benchmark.bench import main
+    from benchmark.perf.bench import main
 
     assert main(["--quick", "--out", str(tmp_path), "--budget", "5"]) == 0
     for name in ("throughput", "agreement", "post", "memory", "memory_checks", "ratios", "estimates"):
@@ -130,7 +130,7 @@ def test_quick_bench_writes_every_table(tmp_path):
 
 
 def test_speed_option_ratio_holds_only_within_its_tolerance():
-    from benchmark import _bench_report as report
+    from benchmark.perf import report
 
     def timed(contender, seconds, maps):
         return {"section": "grad_cam", "model": "m", "contender": contender, "maps_per_call": maps,

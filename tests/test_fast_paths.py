@@ -17,11 +17,11 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from benchmark._bench_fast import pearson_per_map
 from benchmark.methods._fast import trunk_autocast
 from benchmark.methods import build_method
 from benchmark.models import build_model
 from benchmark.models.base import resolve_layer
+from benchmark.perf.fast import pearson_per_map
 from graph_walk import autograd_graph
 
 SIZE = 64  # ResNet-50's layer4 is 2 x 2 here

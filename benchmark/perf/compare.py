@@ -1,4 +1,4 @@
-"""The throughput sections of ``benchmark.bench``: Grad-CAM, pixel-space gradients, occlusion.
+"""The throughput sections of ``benchmark.perf``: Grad-CAM, pixel-space gradients, occlusion.
 
 Every section builds its contenders on one model, one batch ``images [B, 3, S, S]`` and one
 ``class_ids [B, K]`` (the first column is the one-class case), first checks that the maps agree
@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import time
 
-from benchmark import _bench_tools as tools
-from benchmark._bench_fast import max_normalized_diff, pearson_per_map
-from benchmark._bench_timing import Contender, interleaved, summary, warm_up
+from benchmark.perf import tools
+from benchmark.perf.fast import max_normalized_diff, pearson_per_map
+from benchmark.perf.timing import Contender, interleaved, summary, warm_up
 from benchmark.methods import build_method
 
 

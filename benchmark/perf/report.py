@@ -1,8 +1,8 @@
-"""Ratios, targets, text tables and CSV files of ``benchmark.bench``.
+"""Ratios, targets, text tables and CSV files of ``benchmark.perf``.
 
 A ratio is a throughput ratio (ours / theirs, higher is better) or a cost ratio (ours / forward,
 lower is better), computed per interleaved round from paired samples and summarized by the median
-over rounds with its min and max (``_bench_timing.paired_ratio``).
+over rounds with its min and max (``timing.paired_ratio``).
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from benchmark._bench_timing import paired_ratio
+from benchmark.perf.timing import paired_ratio
 from benchmark.io import atomic_write_bytes
 
 MEMORY_GROWTH_LIMIT_MB = 50.0

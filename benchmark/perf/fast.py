@@ -1,4 +1,4 @@
-"""How ``benchmark.bench`` compares map stacks; the speed options themselves are method options
+"""How ``benchmark.perf`` compares map stacks; the speed options themselves are method options
 (``benchmark.methods._fast``: ``channels_last``, ``trunk_precision``)."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Timing and memory primitives of ``benchmark.bench``: interleaved rounds, robust statistics.
+"""Timing and memory primitives of ``benchmark.perf``: interleaved rounds, robust statistics.
 
 Contenders of one comparison run in *rounds* of *slots*: in each slot every contender makes one
 call (one class of a K-class competitor, one repeat of a one-call contender), in an order rotated

@@ -1,6 +1,6 @@
 """``make bench``: this suite's fast paths measured against the tools users would pick instead.
 
-    python -m benchmark.bench [--device cpu|cuda] [--quick] [--out results/bench] [--budget 540]
+    python -m benchmark.perf [--device cpu|cuda] [--quick] [--out results/bench] [--budget 540]
 
 One process, one model object per comparison, the same batch and classes for every contender;
 a warm-up round, then interleaved rounds (median, min/max, quartiles) within a time budget.
@@ -25,11 +25,9 @@ from pathlib import Path
 import torch
 
 import benchmark  # noqa: F401  (makes torchvision importable on a CPU-only torch)
-from benchmark import _bench_compare as compare
-from benchmark import _bench_estimates, _bench_memory, _bench_post
-from benchmark import _bench_report as report
 from benchmark.io import atomic_write_bytes
 from benchmark.models import build_model
+from benchmark.perf import compare, estimates, memory, post, report
 from benchmark.runs import provenance
 
 FULL = {"models": ("resnet50", "vgg16"), "batch": 8, "size": 224, "k": 5, "rounds": (2, 6),
@@ -94,7 +92,7 @@ def _memory_section(cfg: dict, device) -> tuple[list[dict], list[dict]]:
     """The long run through Grad-CAM and guided backprop, and its pass/fail checks."""
     mem = cfg["memory"]
     model, info = _model(mem["model"], device)
-    rows = [_bench_memory.long_run(mem["model"], model, info, method, mem["images"], mem["batch"], mem["size"],
+    rows = [memory.long_run(mem["model"], model, info, method, mem["images"], mem["batch"], mem["size"],
                                    device=device) for method in ("grad_cam", "guided_backprop")]
     _say(report.table(rows, ["model", "method", "images", "input_size", "seconds", "images_per_s",
                              "rss_after_warmup_mb", "rss_end_mb", "rss_growth_mb", "peak_rss_mb",
@@ -113,10 +111,10 @@ def run(cfg: dict, device: torch.device, out: Path, budget_s: float, gpus: int) 
         gc.collect()
     _say(report.table(checks, ["section", "model", "compared", "max_normalized_diff", "min_pearson", "max_rel_diff"],
                       "\nAgreement of maps (ours vs the other tool, same inputs and classes)"))
-    post = _bench_post.run(cfg["post_images"], cfg["post_rounds"])
-    _say(report.table(post, ["step", "images", "median_ms", "q1_ms", "q3_ms", "images_per_s", "count"],
+    post_rows = post.run(cfg["post_images"], cfg["post_rounds"])
+    _say(report.table(post_rows, ["step", "images", "median_ms", "q1_ms", "q3_ms", "images_per_s", "count"],
                       "\nPer-image CPU work at ILSVRC-like sizes (one thread)"))
-    memory, mem_checks = _memory_section(cfg, device)
+    memory_rows, mem_checks = _memory_section(cfg, device)
     ratios = report.ratios(rows, cfg["k"], with_targets=cfg["targets"], checks=checks)  # targets: full setting
     _say(report.table(ratios, ["model", "ratio", "value", "min", "max", "best", "target", "maps_ok", "holds"],
                       "\nRatios: throughput ours/theirs per map (or cost / forward); value = median of per-round "
@@ -126,12 +124,12 @@ def run(cfg: dict, device: torch.device, out: Path, budget_s: float, gpus: int) 
     if device.type == "cuda":  # forward images/s measured on the GPU replace the assumption
         measured = {r["model"]: r["maps_per_s"] for r in rows
                     if r["section"] == "grad_cam" and r["contender"] == "forward"}
-    est = _bench_estimates.estimates(rows, post, cfg["k"], gpus, measured)
+    est = estimates.estimates(rows, post_rows, cfg["k"], gpus, measured)
     _say(report.table(est, ["experiment", "model", "method", "images", "maps_per_image", "forward_equiv_per_image",
                             "forward_ips", "forward_ips_source", "time_1_gpu", f"time_{gpus}_gpus", "time_this_cpu",
                             "cpu_core_hours"],
-                      "\nEstimated wall time of the paper's evaluations (see benchmark/_bench_estimates.py)"))
-    tables = {"throughput": rows, "agreement": checks, "post": post, "memory": memory,
+                      "\nEstimated wall time of the paper's evaluations (see benchmark/perf/estimates.py)"))
+    tables = {"throughput": rows, "agreement": checks, "post": post_rows, "memory": memory_rows,
               "memory_checks": mem_checks, "ratios": ratios, "estimates": est}
     for name, table_rows in tables.items():
         report.write_csv(out / f"{name}.csv", table_rows)
@@ -139,7 +137,7 @@ def run(cfg: dict, device: torch.device, out: Path, budget_s: float, gpus: int) 
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m benchmark.bench", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m benchmark.perf", description=__doc__.splitlines()[0])
     parser.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
     parser.add_argument("--quick", action="store_true", help="tiny inputs, one round: a smoke test of the harness")
     parser.add_argument("--out", default="results/bench", type=Path, help="folder for the CSV files")
@@ -158,7 +156,7 @@ def main(argv: list[str] | None = None) -> int:
     if threads:
         torch.set_num_threads(threads)
     start, load0 = time.perf_counter(), os.getloadavg()
-    _say(f"benchmark.bench: {'quick' if args.quick else 'full'} run on {provenance.device_description(str(device))}, "
+    _say(f"benchmark.perf: {'quick' if args.quick else 'full'} run on {provenance.device_description(str(device))}, "
          f"torch {torch.__version__}, load average {load0[0]:.2f}, budget {budget:.0f} s")
     result = run(cfg, device, args.out, budget, args.gpus)
     wall = time.perf_counter() - start

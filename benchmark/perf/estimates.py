@@ -1,4 +1,4 @@
-"""Wall-time estimates of the paper's evaluations from one ``benchmark.bench`` run.
+"""Wall-time estimates of the paper's evaluations from one ``benchmark.perf`` run.
 
 Estimate = images x (forward-equivalents per image) / (forward images per second on the device).
 

@@ -1,4 +1,4 @@
-"""CPU work around the model in ``benchmark.bench``: decode, preprocessing, localization post-processing.
+"""CPU work around the model in ``benchmark.perf``: decode, preprocessing, localization post-processing.
 
 Per image at ILSVRC-like sizes (about 500 x 375): JPEG decode (PIL, as ``load_rgb``), ``Preprocess``
 to 224 x 224, and the localization post-processing of DESIGN 4.2 (``Preprocess.to_original`` to the
@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from benchmark._bench_timing import summary
+from benchmark.perf.timing import summary
 from benchmark.data.transforms import Preprocess
 from benchmark.metrics.boxes import box_from_map
 from benchmark.metrics.localization import Localization

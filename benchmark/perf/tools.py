@@ -1,4 +1,4 @@
-"""The contenders ``benchmark.bench`` times: this suite's methods and the tools users would pick instead.
+"""The contenders ``benchmark.perf`` times: this suite's methods and the tools users would pick instead.
 
 Each competitor is used through its natural public API, as its documentation shows, on the same
 frozen model object, batch and classes:
@@ -24,7 +24,7 @@ import warnings
 
 import torch
 
-from benchmark._bench_timing import Contender, split_calls
+from benchmark.perf.timing import Contender, split_calls
 from benchmark.methods import build_method
 from benchmark.models.base import resolve_layer
 

@@ -1,4 +1,4 @@
-"""Long-run memory check of ``benchmark.bench``: no growth, no hook and no autograd graph left behind.
+"""Long-run memory check of ``benchmark.perf``: no growth, no hook and no autograd graph left behind.
 
 A method runs over ``n_images`` (batches of ``batch`` random images, 4 distinct batches cycled so
 input generation costs nothing). Evidence collected:
@@ -25,7 +25,7 @@ import weakref
 import torch
 from torch.nn.modules import module as nn_module
 
-from benchmark._bench_timing import memory_mb, reset_peak
+from benchmark.perf.timing import memory_mb, reset_peak
 from benchmark.methods import build_method
 
 HOOK_DICTS = ("_forward_hooks", "_forward_pre_hooks", "_backward_hooks", "_backward_pre_hooks",
