@@ -4,7 +4,9 @@ model -> method(images, class_ids) -> maps -> metric.score_batch -> record parts
 A finished run with the same configuration is skipped unless ``force``; an interrupted one resumes
 from its complete record parts. Inputs that cannot work (an unknown layer, class indices the model
 does not have, image files that are missing) are errors naming the file or config field before
-anything is written; secrets in the config are dropped before it is hashed or written.
+anything is written; secrets in the config are dropped before it is hashed or written. A run's
+identity (config hash, run folder, finished or not) is ``benchmark.runs.identity``'s; a toy model's
+missing checkpoint is made before the model is loaded (``benchmark.training.ensure_checkpoint``).
 """
 
 from __future__ import annotations

@@ -1,4 +1,5 @@
 """Saliency methods, one small module each, sharing one backprop driver (``backprop.py``).
+May import the foundation modules, data and models; never metrics or anything above.
 
 Every public module of this package is imported here, so its ``@METHODS.register`` entries exist.
 """

@@ -1,3 +1,3 @@
-"""``make bench`` (``python -m benchmark.perf``): bench.py and its parts (timing, compare, tools, fast, post, memory, report, estimates).
+"""``make bench`` (``python -m benchmark.perf``): bench.py and its parts (timing, compare, tools, fast, post, ...).
 An entry layer: may import every lower layer (models, methods, metrics, runs); nothing imports perf.
 """

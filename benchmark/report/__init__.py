@@ -1,7 +1,7 @@
-"""Reports built from finished runs: the generic table builder (tables.py), the paper and demo
-table specs with the layer-sweep plot and the pointing/occlusion tables (specs.py), the real-photo
-figure (real_photos.py); ``python -m benchmark.report`` writes every table.
+"""Reports from finished runs: tables (tables.py), paper/demo table specs and plots (specs.py), the real-photo figure.
+May import the layers below (foundation, data, models, methods, metrics, runs); never tracking or the entry points.
 
-May import the foundation modules, data, models, methods, metrics and runs; never tracking or the
-entry points. ``tables.py`` never imports ``specs.py`` (specs build on tables).
+``python -m benchmark.report`` writes every table. ``tables.py`` never imports ``specs.py``.
+The Fig. 1 panel is not here: it is the occlusion metric's own run artifact and uses only methods
+and metrics, so it lives in ``benchmark/metrics/_fig1.py`` (metrics never import report).
 """

@@ -1,5 +1,5 @@
 """Optional mirror of runs to Weights & Biases: ``tracked`` (here), wandb_logger.py, dashboard.py.
-May import the foundation modules, data, models, methods, metrics and runs; never report or the entry points.
+May import the foundation modules, data, models, methods, metrics and runs; never report or entry points.
 
 ``tracked(config)`` is a no-op unless ``logger.name=wandb``; ``wandb`` and the W&B workspace
 library are imported only when used.

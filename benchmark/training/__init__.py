@@ -1,4 +1,4 @@
-"""Training: the toy models (toy.py), multi-label fine-tuning (finetune.py, multilabel.py), VGG16-GAP (vgg16_gap.py).
+"""Training: toy models (toy.py), multi-label fine-tuning (finetune.py, multilabel.py), VGG16-GAP (vgg16_gap.py).
 An entry layer: may import every lower layer (data, models, io, paths); models never import training.
 
 ``python -m benchmark.training`` trains the toy models; ``ensure_checkpoint(model_cfg)`` makes a
