@@ -233,3 +233,28 @@ def test_list_names_every_adapter(capsys):
     assert "pgc_gradcam_plusplus" in out and "pytorch_grad_cam.GradCAMPlusPlus" in out
     assert all(f"captum_{k}" in out for k in SPECS) and all(f"pgc_{k}" in out for k in CLASSES)
     assert np.all(["grad_cam " in out, "captum.attr.IntegratedGradients" in out])
+
+
+def test_demo_table_puts_grad_cam_first_and_leaves_unrun_cells_empty(tmp_path):
+    import json
+
+    from benchmark.demo_ecosystem import collect, table
+
+    def summary(exp, model, method, metrics, status="finished"):
+        folder = tmp_path / "runs" / exp / model / method / "data"
+        folder.mkdir(parents=True)
+        (folder / "summary.json").write_text(json.dumps({"status": status, "model": model, "method": method,
+                                                         "metrics": {"n_images": 5, **metrics}}))
+
+    summary("demo_ecosystem_photos_pointing", "efficientnet_lite0", "pgc_scorecam", {"acc_pooled": 80.0})
+    summary("demo_ecosystem_photos_pointing", "efficientnet_lite0", "grad_cam", {"acc_pooled": 100.0})
+    summary("demo_ecosystem_photos_pointing", "efficientnet_lite0", "captum_saliency", {"acc_pooled": 60.0})
+    summary("demo_ecosystem", "toy_gap", "grad_cam", {"loc_err_top1": 40.0, "gt_known_loc_acc": 55.0})
+    summary("demo_ecosystem", "toy_gap", "captum_saliency", {"loc_err_top1": 70.0}, status="failed")
+    frame = table(collect(tmp_path))
+    assert list(frame.index) == ["grad_cam", "pgc_scorecam", "captum_saliency"]
+    assert list(frame["family"]) == ["suite", "pytorch-grad-cam", "captum"]
+    photos = "photos pointing acc % (efficientnet_lite0, n=5)"
+    assert list(frame[photos]) == [100.0, 80.0, 60.0]
+    loc = frame["synthetic loc err top-1 % (toy_gap, n=5)"]
+    assert loc["grad_cam"] == 40.0 and loc.drop("grad_cam").isna().all()  # failed and unrun runs stay empty
