@@ -11,7 +11,8 @@ the four ecosystem experiments where some job is unfinished (as ``benchmark.demo
 
 then writes ``results/tables/demo_ecosystem.md`` and ``.csv`` from the runs' ``summary.json`` files
 (never from printed output): one row per method, one column per (experiment, model, metric). Extra
-arguments are Hydra overrides passed to every experiment.
+arguments are Hydra overrides passed to every experiment; ``--table-only`` rebuilds the table from
+the runs that exist without running anything.
 """
 
 from __future__ import annotations
@@ -28,8 +29,9 @@ from benchmark.demo import unfinished
 from benchmark.models.base import CONF_DIR
 from benchmark.report.tables import write_table
 
-EXPERIMENTS = ("demo_ecosystem", "demo_ecosystem_pointing", "demo_ecosystem_photos_pointing",
-               "demo_ecosystem_photos_localization")
+# the photos first: the table's Score-CAM and Ablation-CAM columns come from them
+EXPERIMENTS = ("demo_ecosystem_photos_pointing", "demo_ecosystem_photos_localization", "demo_ecosystem_pointing",
+               "demo_ecosystem")
 # (experiment, metric key in summary.json, column title); the model is added to the title
 COLUMNS = [("demo_ecosystem", "loc_err_top1", "synthetic loc err top-1 %"),
            ("demo_ecosystem", "gt_known_loc_acc", "synthetic GT-known loc acc %"),
@@ -83,12 +85,13 @@ def write(frame: pd.DataFrame, out: Path) -> list[Path]:
 
 def main(argv: list[str] | None = None) -> int:
     overrides = list(sys.argv[1:] if argv is None else argv)
-    code = subprocess.call([sys.executable, "-m", "data_prep.real_photos"])
-    if code:
-        return code
+    table_only = "--table-only" in overrides  # rebuild the table from the runs that exist, run nothing
+    overrides = [o for o in overrides if o != "--table-only"]
     with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
-        plans = {name: unfinished(name, overrides) for name in EXPERIMENTS}
         results = Path(compose("config", overrides=overrides).paths.results)
+        plans = {} if table_only else {name: unfinished(name, overrides) for name in EXPERIMENTS}
+    if not table_only and subprocess.call([sys.executable, "-m", "data_prep.real_photos"]):
+        return 1
     for name, todo in plans.items():
         if not todo:
             print(f"{name}: every job finished with this configuration (force=true to redo)")

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib
+import inspect
 
 import torch
 from torch import nn
@@ -86,11 +87,17 @@ def reduce_channels(attr: torch.Tensor, how: str) -> torch.Tensor:
     raise ValueError(f"channel reduction {how!r}; expected one of {REDUCTIONS}")
 
 
-def split_options(cls, options: dict, skip: tuple = ("self", "model", "forward_func", "layer", "target_layers")):
-    """Split ``options`` into the constructor's keywords of ``cls`` and the rest."""
-    import inspect
+SKIP = ("self", "model", "forward_func", "layer", "target_layers", "args", "kwargs")
 
-    names = set(inspect.signature(cls.__init__).parameters) - set(skip)
+
+def init_keywords(cls, skip: tuple = SKIP) -> set[str]:
+    """The constructor keywords of ``cls`` a user may set (the model and layer are the suite's)."""
+    return set(inspect.signature(cls.__init__).parameters) - set(skip)
+
+
+def split_options(cls, options: dict, skip: tuple = SKIP):
+    """Split ``options`` into the constructor's keywords of ``cls`` and the rest."""
+    names = init_keywords(cls, skip)
     init = {k: v for k, v in options.items() if k in names}
     return init, {k: v for k, v in options.items() if k not in names}
 

@@ -30,7 +30,8 @@ from dataclasses import dataclass, field
 
 import torch
 
-from benchmark.methods._ecosystem import REDUCTIONS, as_tuples, reduce_channels, require, split_options, untouched
+from benchmark.methods._ecosystem import (REDUCTIONS, as_tuples, init_keywords, reduce_channels, require, split_options,
+                                         untouched)
 from benchmark.methods.base import METHODS, Explanation, SaliencyMethod, upsample
 from benchmark.models.base import resolve_layer
 
@@ -97,7 +98,7 @@ class CaptumMethod(SaliencyMethod):
         unknown = sorted(set(call) - allowed - {"nt_type"})
         if unknown:
             raise ValueError(f"{name}: unknown option(s) {unknown} for captum.attr.{spec.cls}; known: "
-                             f"{sorted(allowed | set(split_options(self.cls, {})[0]))} and reduction")
+                             f"{sorted(allowed | init_keywords(self.cls))} and reduction")
         self.call = {k: as_tuples(v) for k, v in call.items()}
         if spec.noise:
             self.call["nt_type"] = spec.noise

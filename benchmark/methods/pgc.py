@@ -26,7 +26,7 @@ import io
 import numpy as np
 import torch
 
-from benchmark.methods._ecosystem import require, split_options, untouched
+from benchmark.methods._ecosystem import SKIP, init_keywords, require, split_options, untouched
 from benchmark.methods.base import METHODS, Explanation, SaliencyMethod, upsample
 from benchmark.models.base import resolve_layer
 
@@ -59,12 +59,16 @@ class PytorchGradCamMethod(SaliencyMethod):
             if not self.layer:
                 raise ValueError(f"{name}: model {info.name!r} has no 'gradcam' layer preset; pass method.layer")
             self.module = resolve_layer(model, self.layer)
-        self.init, rest = split_options(self.cls, options, skip=("self", "model", "target_layers", "reshape_transform",
-                                                                 "ablation_layer"))
-        self.attrs = {k: rest.pop(k) for k in list(rest) if k == "batch_size" and class_name == "ScoreCAM"}
+        skip = (*SKIP, "reshape_transform", "ablation_layer")
+        self.init, rest = split_options(self.cls, options, skip=skip)
+        self.attrs = {k: rest.pop(k) for k in list(rest) if k in self._attr_keys()}
         if rest:
             raise ValueError(f"{name}: unknown option(s) {sorted(rest)} for pytorch_grad_cam.{class_name}; "
-                             f"known: {sorted(split_options(self.cls, {})[1]) or 'its constructor keywords'}, eigen_smooth")
+                             f"known: {sorted(init_keywords(self.cls, skip) | {'eigen_smooth'} | self._attr_keys())}")
+
+    def _attr_keys(self) -> set[str]:
+        """Attributes the library reads but its constructor does not take."""
+        return {"batch_size"} if self.class_name == "ScoreCAM" else set()
 
     def settings(self) -> dict:
         """What defines the map (written into each run's summary), scaling included."""
