@@ -7,7 +7,7 @@ the four ecosystem experiments where some job is unfinished (as ``benchmark.demo
 * ``demo_ecosystem_pointing``: the pointing game on the synthetic multi-object test split, toy_gap_multi;
 * ``demo_ecosystem_photos_pointing`` / ``_localization``: the real photos with EfficientNet-Lite0,
   where Score-CAM and Ablation-CAM also run, for pointing only (one forward pass per channel and class:
-  too slow for the other sweeps on two cores);
+  too slow for the other sweeps on two cores), and FullGrad does not (over 10 minutes for five photos);
 
 then writes ``results/tables/demo_ecosystem.md`` and ``.csv`` from the runs' ``summary.json`` files
 (never from printed output): one row per method, one column per (experiment, model, metric). Extra
@@ -79,7 +79,7 @@ def write(frame: pd.DataFrame, out: Path) -> list[Path]:
     notes = ["Made by `python -m benchmark.demo_ecosystem` (`make demo-ecosystem`) from the runs' summary.json files. "
              "Synthetic: embedded data, toy models (`demo_ecosystem`, `demo_ecosystem_pointing`); photos: five real "
              "photos, EfficientNet-Lite0 with ImageNet weights. An empty cell: not run there (Score-CAM and "
-             "Ablation-CAM run on the photos' pointing game only). Maps are raw; every metric applies its protocol's normalization."]
+             "Ablation-CAM run on the photos' pointing game only; FullGrad on the synthetic data only). Maps are raw; every metric applies its protocol's normalization."]
     return write_table(frame.reset_index(), out, "demo_ecosystem", "Ecosystem methods beside Grad-CAM (demo data)", notes)
 
 
