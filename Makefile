@@ -16,7 +16,7 @@ VOC_VAL := $(if $(DATA_ROOT),dataset.root=$(DATA_ROOT)/voc2007_val,)
 VOC_TEST := $(if $(DATA_ROOT),dataset.root=$(DATA_ROOT)/voc2007_test,)
 export PYTHONUNBUFFERED := 1
 
-.PHONY: help install demo test test-slow bench bench-quick tables table1 table2 table3 pointing pointing-modified dashboard clean-results
+.PHONY: help install demo demo-ecosystem test test-slow bench bench-quick tables table1 table2 table3 pointing pointing-modified dashboard clean-results
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -36,6 +36,11 @@ demo: install ## embedded data, toy models, every demo experiment, the tables an
 	$(PY) -m benchmark.demo
 	$(PY) -m benchmark.report --experiment demo
 	$(PY) -m benchmark.report.real_photos --out results/figures
+
+demo-ecosystem: install ## pytorch-grad-cam and Captum methods beside Grad-CAM on the demo data and the real photos (results/tables/demo_ecosystem.md)
+	$(PY) -m data_prep.synthetic --out .cache/data/synthetic
+	$(PY) -m benchmark.training
+	$(PY) -m benchmark.demo_ecosystem
 
 test: install ## the test suite (fast tests; under 10 minutes on 2 cores)
 	$(PY) -m pytest -q

@@ -97,7 +97,14 @@ def prepare_coco(raw: Path, out: Path) -> Path:
     return coco2014.prepare(raw, out, split="val2014")
 
 
-PREPARERS = {"ilsvrc2012_val": prepare_ilsvrc, "voc2007_test": lambda r, o: prepare_voc(r, o, "test"),
+def prepare_real_photos(raw: Path, out: Path) -> Path:
+    """The five photos that ship with the suite, through their own preparer (ILSVRC layout and manifest)."""
+    from data_prep.real_photos import prepare
+
+    return prepare(raw)
+
+
+PREPARERS = {"ilsvrc2012_val": prepare_ilsvrc, "real_photos": prepare_real_photos, "voc2007_test": lambda r, o: prepare_voc(r, o, "test"),
              "voc2007_val": lambda r, o: prepare_voc(r, o, "val"), "coco2014_val": prepare_coco}
 
 

@@ -108,8 +108,11 @@ def test_quick_bench_writes_every_table(tmp_path):
     from benchmark.perf.bench import main
 
     assert main(["--quick", "--out", str(tmp_path), "--budget", "5"]) == 0
-    for name in ("throughput", "agreement", "post", "memory", "memory_checks", "ratios", "estimates"):
+    for name in ("throughput", "agreement", "post", "memory", "memory_checks", "ratios", "estimates", "ecosystem"):
         assert (tmp_path / f"{name}.csv").is_file(), name
+    ecosystem = pd.read_csv(tmp_path / "ecosystem.csv")  # one row per family: adapter vs the library directly
+    assert list(ecosystem["family"]) == ["pytorch-grad-cam", "captum"]
+    assert (ecosystem[["adapter_maps_per_s", "library_maps_per_s", "adapter_over_library"]] > 0).all().all()
     meta = json.loads((tmp_path / "run.json").read_text())
     assert meta["quick"] is True and meta["wall_s"] > 0
     throughput = pd.read_csv(tmp_path / "throughput.csv")

@@ -37,8 +37,8 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("metrics", ("benchmark.metrics",)),
     ("runs", ("benchmark.runs",)),
     ("report, tracking", ("benchmark.report", "benchmark.tracking")),
-    ("entry points", ("benchmark.run", "benchmark.evaluate", "benchmark.demo", "benchmark.__main__", "benchmark",
-                      "benchmark.perf", "benchmark.training")),
+    ("entry points", ("benchmark.run", "benchmark.evaluate", "benchmark.demo", "benchmark.demo_ecosystem",
+                      "benchmark.__main__", "benchmark", "benchmark.perf", "benchmark.training")),
 ]
 
 

@@ -8,6 +8,7 @@ Sections: Grad-CAM (ours, pytorch-grad-cam, Captum ``LayerGradCam``, a plain for
 folded-BatchNorm and low-precision-trunk variants) on VGG-16 and ResNet-50 with random weights; guided backprop and
 gradient vs Captum; occlusion vs Captum; per-image CPU work (decode, preprocessing, localization
 post-processing); a long run checking memory growth and that no hook or autograd graph survives;
+the pytorch-grad-cam and Captum adapters against their libraries called directly (``perf/ecosystem.py``);
 and wall-time estimates of the paper's tables derived from these numbers. Writes CSV files under
 ``--out`` and prints every table. ``--quick`` runs the same code on tiny inputs (a smoke test).
 """
@@ -27,17 +28,17 @@ import torch
 import benchmark  # noqa: F401  (makes torchvision importable on a CPU-only torch)
 from benchmark.io import atomic_write_bytes
 from benchmark.models import build_model
-from benchmark.perf import compare, estimates, memory, post, report
+from benchmark.perf import compare, ecosystem, estimates, memory, post, report
 from benchmark.runs import provenance
 
 FULL = {"models": ("resnet50", "vgg16"), "batch": 8, "size": 224, "k": 5, "rounds": (2, 6),
-        "budget": {"resnet50": 0.12, "vgg16": 0.36, "pixel": 0.15, "occlusion": 0.10},
+        "budget": {"resnet50": 0.12, "vgg16": 0.36, "pixel": 0.15, "occlusion": 0.10, "ecosystem": 0.06},
         "pixel_model": "resnet50", "occlusion": {"model": "resnet50", "batch": 2, "patch": 35, "stride": 28},
         "post_images": 64, "post_rounds": 3,
         "memory": {"model": "resnet50", "images": 2000, "batch": 8, "size": 48}, "targets": True}
 # quick: the toy models with random weights (a GAP head like ResNet-50's, an FC head like VGG-16's)
 QUICK = {"models": ("toy_gap", "toy_vgg"), "batch": 2, "size": 64, "k": 2, "rounds": (1, 1),
-         "budget": {"toy_gap": 0.3, "toy_vgg": 0.3, "pixel": 0.2, "occlusion": 0.1},
+         "budget": {"toy_gap": 0.3, "toy_vgg": 0.3, "pixel": 0.2, "occlusion": 0.1, "ecosystem": 0.1},
          "pixel_model": "toy_gap", "occlusion": {"model": "toy_gap", "batch": 1, "patch": 15, "stride": 8},
          "post_images": 4, "post_rounds": 1,
          "memory": {"model": "toy_gap", "images": 32, "batch": 8, "size": 64}, "targets": False}
@@ -63,7 +64,8 @@ def _say(text: str) -> None:
     print(text, flush=True)
 
 
-def _model_sections(name: str, cfg: dict, device, budget_s: float, rows: list, checks: list, notes: list) -> None:
+def _model_sections(name: str, cfg: dict, device, budget_s: float, rows: list, checks: list, notes: list,
+                    eco_rows: list) -> None:
     """Grad-CAM on ``name``; pixel-space and occlusion sections too where ``cfg`` names this model."""
     model, info = _model(name, device)
     images, ids = _batch(info, cfg, device)
@@ -76,6 +78,13 @@ def _model_sections(name: str, cfg: dict, device, budget_s: float, rows: list, c
         rows += r
         checks += c
         _say(report.table(r, THROUGHPUT_COLUMNS, f"\nGuided backprop and gradient, {name}"))
+        r, eco, eco_notes = ecosystem.run(name, model, info, images[:2], ids[:2], device,
+                                         cfg["budget"]["ecosystem"] * budget_s, cfg["rounds"])
+        rows += r
+        notes += eco_notes
+        eco_rows.extend(eco)
+        _say(report.table(eco, list(eco[0]) if eco else ["family"], f"\nEcosystem adapters vs the library called "
+                          f"directly, {name}, 2 images x {ids.shape[1]} classes (maps/s; ratio 1 = no overhead)"))
     occ = cfg["occlusion"]
     if name == occ["model"]:
         r, note = compare.occlusion(name, model, info, images[:occ["batch"]], ids[:occ["batch"]], device,
@@ -105,9 +114,9 @@ def _memory_section(cfg: dict, device) -> tuple[list[dict], list[dict]]:
 
 def run(cfg: dict, device: torch.device, out: Path, budget_s: float, gpus: int) -> dict:
     """Run every section; write CSVs under ``out``; return the tables as lists of rows."""
-    rows, checks, notes = [], [], []
+    rows, checks, notes, eco_rows = [], [], [], []
     for name in cfg["models"]:
-        _model_sections(name, cfg, device, budget_s, rows, checks, notes)
+        _model_sections(name, cfg, device, budget_s, rows, checks, notes, eco_rows)
         gc.collect()
     _say(report.table(checks, ["section", "model", "compared", "max_normalized_diff", "min_pearson", "max_rel_diff"],
                       "\nAgreement of maps (ours vs the other tool, same inputs and classes)"))
@@ -130,7 +139,7 @@ def run(cfg: dict, device: torch.device, out: Path, budget_s: float, gpus: int) 
                             "cpu_core_hours"],
                       "\nEstimated wall time of the paper's evaluations (see benchmark/perf/estimates.py)"))
     tables = {"throughput": rows, "agreement": checks, "post": post_rows, "memory": memory_rows,
-              "memory_checks": mem_checks, "ratios": ratios, "estimates": est}
+              "memory_checks": mem_checks, "ratios": ratios, "estimates": est, "ecosystem": eco_rows}
     for name, table_rows in tables.items():
         report.write_csv(out / f"{name}.csv", table_rows)
     return {**tables, "notes": notes}
