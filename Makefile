@@ -40,7 +40,7 @@ demo: install ## embedded data, toy models, every demo experiment, the tables an
 demo-ecosystem: install ## pytorch-grad-cam and Captum methods beside Grad-CAM on the demo data and the real photos (results/tables/demo_ecosystem.md)
 	$(PY) -m data_prep.synthetic --out .cache/data/synthetic
 	$(PY) -m benchmark.training
-	$(PY) -m benchmark.demo_ecosystem
+	$(PY) -m benchmark.demo.ecosystem
 
 test: install ## the test suite (fast tests; under 10 minutes on 2 cores)
 	$(PY) -m pytest -q

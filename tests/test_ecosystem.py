@@ -238,7 +238,7 @@ def test_list_names_every_adapter(capsys):
 def test_demo_table_puts_grad_cam_first_and_leaves_unrun_cells_empty(tmp_path):
     import json
 
-    from benchmark.demo_ecosystem import collect, table
+    from benchmark.demo.ecosystem import collect, table
 
     def summary(exp, model, method, metrics, status="finished"):
         folder = tmp_path / "runs" / exp / model / method / "data"

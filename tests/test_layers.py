@@ -37,7 +37,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("metrics", ("benchmark.metrics",)),
     ("runs", ("benchmark.runs",)),
     ("report, tracking", ("benchmark.report", "benchmark.tracking")),
-    ("entry points", ("benchmark.run", "benchmark.evaluate", "benchmark.demo", "benchmark.demo_ecosystem",
+    ("entry points", ("benchmark.run", "benchmark.evaluate", "benchmark.demo",
                       "benchmark.__main__", "benchmark", "benchmark.perf", "benchmark.training")),
 ]
 

@@ -61,6 +61,3 @@ def main(argv: list[str] | None = None) -> int:
             return code
     return 0
 
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -1,4 +1,4 @@
-"""``python -m benchmark.demo_ecosystem``: pytorch-grad-cam and Captum methods beside Grad-CAM on the demo data.
+"""``python -m benchmark.demo.ecosystem``: pytorch-grad-cam and Captum methods beside Grad-CAM on the demo data.
 
 ``make demo-ecosystem`` runs it. It prepares the five real photos (``data_prep.real_photos``), runs
 the four ecosystem experiments where some job is unfinished (as ``benchmark.demo`` does):
@@ -76,7 +76,7 @@ def table(runs: pd.DataFrame) -> pd.DataFrame:
 
 def write(frame: pd.DataFrame, out: Path) -> list[Path]:
     """``demo_ecosystem.md``, ``.csv`` and ``.tex`` under ``out``, with a note on how they were made."""
-    notes = ["Made by `python -m benchmark.demo_ecosystem` (`make demo-ecosystem`) from the runs' summary.json files. "
+    notes = ["Made by `python -m benchmark.demo.ecosystem` (`make demo-ecosystem`) from the runs' summary.json files. "
              "Synthetic: embedded data, toy models (`demo_ecosystem`, `demo_ecosystem_pointing`); photos: five real "
              "photos, EfficientNet-Lite0 with ImageNet weights. An empty cell: not run there (Score-CAM and "
              "Ablation-CAM run on the photos' pointing game only; FullGrad on the synthetic data only). Maps are raw; every metric applies its protocol's normalization."]
