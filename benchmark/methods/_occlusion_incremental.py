@@ -25,6 +25,7 @@ sums in another order than over the whole map).
 from __future__ import annotations
 
 import operator
+import time
 
 import torch
 import torch.fx as fx
@@ -74,6 +75,7 @@ class IncrementalOcclusion:
                 last[a] = i
         self.free_after = {i: [a for a, j in last.items() if j == i] for i in range(len(self.nodes))}
         self.inplace = {n for n in self.nodes if n.op.startswith("call") and _inplace(n, self.modules)}
+        self.timings: dict | None = None  # node name -> [seconds, calls, how] when profiling (see ``profile``)
 
     def _run(self, node: fx.Node, args, kwargs):
         """The traced op on concrete arguments (a copy of the first one if the op is in place)."""
@@ -119,11 +121,17 @@ class IncrementalOcclusion:
             elif node.op == "output":
                 return fx.node.map_arg(node.args[0], full)
             else:
+                t0 = time.perf_counter() if self.timings is not None else 0.0
                 value = self._region_op(node, clean, env, img)
+                how = "footprint"
                 if value is None:
                     args, kwargs = fx.node.map_arg((node.args, node.kwargs), full)
-                    value = self._run(node, args, kwargs)
+                    value, how = self._run(node, args, kwargs), "full"
                 env[node] = value
+                if self.timings is not None:
+                    entry = self.timings.setdefault(node.name, [0.0, 0, how])
+                    entry[0] += time.perf_counter() - t0
+                    entry[1] += 1
             for a in self.free_after[i]:
                 env.pop(a, None)
         raise RuntimeError("incremental occlusion: the traced graph has no output node")

@@ -27,10 +27,10 @@ class Region:
         return int(self.values.shape[-2]), int(self.values.shape[-1])
 
 
-def _axis_index(starts: torch.Tensor, length: int, limit: int):
-    """Indices ``[N, length]`` from ``starts [N]``, clamped to ``[0, limit)``, and their validity."""
-    pos = starts[:, None] + torch.arange(length, device=starts.device)
-    return pos.clamp(0, limit - 1), (pos >= 0) & (pos < limit), pos
+def _overlap(a: int, length: int, b: int, other: int) -> tuple[int, int, int, int] | None:
+    """Where ``[b, b + other)`` meets ``[a, a + length)``: ``(lo, hi)`` relative to ``a`` and to ``b``, or None."""
+    lo, hi = max(a, b), min(a + length, b + other)
+    return None if hi <= lo else (lo - a, hi - a, lo - b, hi - b)
 
 
 def crop(clean: torch.Tensor, img: torch.Tensor, region: Region | None, starts: torch.Tensor,
@@ -39,33 +39,35 @@ def crop(clean: torch.Tensor, img: torch.Tensor, region: Region | None, starts: 
 
     ``clean [B, *mid, H, W]`` is the clean activation; ``region`` (or ``None``: unchanged) holds what
     the occluder changed. Window pixels outside the map get ``fill`` (a conv's zero padding, or
-    ``-inf`` for max pooling).
+    ``-inf`` for max pooling). One slice copy per copy and source: the windows differ per copy, and
+    slices keep the copies contiguous (a gather with per-copy indices is several times slower).
     """
     if region is not None and region.size == tuple(size) and torch.equal(region.starts, starts):
         return region.values
-    b, mid, (hh, ww) = clean.shape[0], clean.shape[1:-2], clean.shape[-2:]
-    flat = clean.reshape(b, -1, hh, ww)
-    h, w = size
-    rows, row_ok, row_pos = _axis_index(starts[:, 0], h, hh)
-    cols, col_ok, col_pos = _axis_index(starts[:, 1], w, ww)
-    out = flat[img[:, None, None], :, rows[:, :, None], cols[:, None, :]]  # [N, h, w, C]
+    (hh, ww), (h, w) = clean.shape[-2:], size
+    where = starts.tolist()
+    inside = all(0 <= y and y + h <= hh and 0 <= x and x + w <= ww for y, x in where)
+    if inside and (h, w) == (hh, ww):
+        out = clean.index_select(0, img)
+    else:
+        shape = (len(where), *clean.shape[1:-2], h, w)
+        out = clean.new_empty(shape) if inside else clean.new_full(shape, fill)
+        for i, (b, (y, x)) in enumerate(zip(img.tolist(), where)):
+            ry, rx = _overlap(y, h, 0, hh), _overlap(x, w, 0, ww)
+            if ry and rx:
+                out[i, ..., ry[0]:ry[1], rx[0]:rx[1]] = clean[b, ..., ry[2]:ry[3], rx[2]:rx[3]]
     if region is not None:
         rh, rw = region.size
-        vals = region.values.reshape(region.values.shape[0], -1, rh, rw)
-        r_rows, r_row_ok, _ = _axis_index(row_pos[:, 0] - region.starts[:, 0], h, rh)
-        r_cols, r_col_ok, _ = _axis_index(col_pos[:, 0] - region.starts[:, 1], w, rw)
-        n = torch.arange(len(img), device=img.device)
-        changed = vals[n[:, None, None], :, r_rows[:, :, None], r_cols[:, None, :]]
-        out = torch.where((r_row_ok[:, :, None] & r_col_ok[:, None, :])[..., None], changed, out)
-    if not (bool(row_ok.all()) and bool(col_ok.all())):
-        out = out.masked_fill(~(row_ok[:, :, None] & col_ok[:, None, :])[..., None], fill)
-    return out.permute(0, 3, 1, 2).reshape(len(img), *mid, h, w)
+        for i, ((y, x), (ry0, rx0)) in enumerate(zip(where, region.starts.tolist())):
+            ry, rx = _overlap(y, h, ry0, rh), _overlap(x, w, rx0, rw)
+            if ry and rx:
+                out[i, ..., ry[0]:ry[1], rx[0]:rx[1]] = region.values[i, ..., ry[2]:ry[3], rx[2]:rx[3]]
+    return out
 
 
 def materialize(clean: torch.Tensor, img: torch.Tensor, region: Region) -> torch.Tensor:
     """The whole occluded activations ``[N, *mid, H, W]``: the clean maps with the region pasted in."""
-    zero = torch.zeros_like(region.starts)
-    return crop(clean, img, region, zero, tuple(clean.shape[-2:]))
+    return crop(clean, img, region, torch.zeros_like(region.starts), tuple(clean.shape[-2:]))
 
 
 def occluder(images: torch.Tensor, img: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor, fill: float) -> Region:
