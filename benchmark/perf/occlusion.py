@@ -57,7 +57,8 @@ def _sample(size: int, patch: int, stride: int, n: int, seed: int):
 
 
 @torch.no_grad()
-def engines(name: str, model, device, budget_s: float, rounds: int, patch: int, strides, size: int = 224) -> tuple[list[dict], list[str]]:
+def engines(name: str, model, device, budget_s: float, rounds: int, patch: int, strides,
+            size: int = 224) -> tuple[list[dict], list[str]]:
     """Rows (one per stride) of maps/s, ratios to Captum with their FLOP bounds, and profile notes."""
     x = torch.randn(1, 3, size, size, generator=torch.Generator().manual_seed(0)).to(device)
     cls = int(model(x).argmax())
