@@ -129,6 +129,11 @@ def test_quick_bench_writes_every_table(tmp_path):
     assert len(checks) == 10 and checks["holds"].all()
     ratios = pd.read_csv(tmp_path / "ratios.csv")
     assert "Grad-CAM 2 classes cost / plain forward" in set(ratios["ratio"])
+    engines = pd.read_csv(tmp_path / "occlusion_engines.csv")  # plain / incremental / Captum occlusion
+    assert list(engines["model"]) == ["toy_vgg"] and list(engines["stride"]) == [8]
+    assert (engines[["captum_maps_per_s", "plain_maps_per_s", "incremental_maps_per_s"]] > 0).all(axis=None)
+    assert (engines["incremental_flop_bound"] > engines["plain_flop_bound"]).all()  # footprints cost less
+    assert (engines["max_diff_rel"] < 1e-4).all()  # incremental = plain up to float32 rounding
     assert not torch.is_autocast_enabled("cpu") and torch.is_grad_enabled()
 
 

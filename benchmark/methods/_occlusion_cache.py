@@ -5,8 +5,9 @@ Key, one ``.npy`` (float32 ``[S, S]``, input resolution) per (image, class):
 
 * folder ``<root>/<model name>-<model digest>/<settings digest>/``: the model digest hashes the
   model's state dict (names, dtypes, shapes, bytes), so the same name with other weights or another
-  checkpoint never hits; the settings digest covers patch, stride, fill, effective amp, the input
-  size and the preprocessing (mode, mean, std), written out in ``settings.json`` beside the maps;
+  checkpoint never hits; the settings digest covers patch, stride, fill, effective amp, the engine
+  in effect (``plain`` or ``incremental``: equal maps up to float rounding, never mixed silently),
+  the input size and the preprocessing (mode, mean, std), written out in ``settings.json``;
 * file ``<image id>-<image digest>-c<class>.npy``: the image digest hashes the decoded uint8 image,
   so two datasets that reuse an image id do not collide.
 

@@ -19,7 +19,7 @@ import torch
 from scipy.stats import rankdata
 
 from benchmark.methods._occlusion_cache import OcclusionCache
-from benchmark.methods.occlusion import Occlusion
+from benchmark.methods.occlusion import DEFAULT_ENGINE, Occlusion
 from benchmark.metrics._targets import target_classes
 from benchmark.metrics.base import METRICS, Metric
 from benchmark.paths import cache_dir
@@ -59,9 +59,9 @@ class OcclusionCorrelation(Metric):
 
     def __init__(self, patch: int = 35, stride: int = 1, fill: float = 0.0, max_batch: int | None = None,
                  amp: bool = False, bootstrap: int = 10_000, seed: int = 0, cache_dir: str | None = None,
-                 figure_images: int = 4):
+                 figure_images: int = 4, engine: str = DEFAULT_ENGINE):
         self.occlusion = {"patch": int(patch), "stride": int(stride), "fill": float(fill),
-                          "max_batch": int(max_batch) if max_batch else None, "amp": bool(amp)}
+                          "max_batch": int(max_batch) if max_batch else None, "amp": bool(amp), "engine": str(engine)}
         self.bootstrap, self.seed, self.figure_images = int(bootstrap), int(seed), int(figure_images)
         self.cache_root = Path(cache_dir) if cache_dir else None
         self._caches: dict = {}

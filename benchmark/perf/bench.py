@@ -28,18 +28,22 @@ import torch
 import benchmark  # noqa: F401  (makes torchvision importable on a CPU-only torch)
 from benchmark.io import atomic_write_bytes
 from benchmark.models import build_model
-from benchmark.perf import compare, ecosystem, estimates, memory, post, report
+from benchmark.perf import compare, ecosystem, estimates, memory, occlusion, post, report
 from benchmark.runs import provenance
 
 FULL = {"models": ("resnet50", "vgg16"), "batch": 8, "size": 224, "k": 5, "rounds": (2, 6),
-        "budget": {"resnet50": 0.12, "vgg16": 0.36, "pixel": 0.15, "occlusion": 0.10, "ecosystem": 0.06},
+        "budget": {"resnet50": 0.12, "vgg16": 0.30, "pixel": 0.15, "occlusion": 0.08, "ecosystem": 0.06,
+                   "engines": 0.25},
         "pixel_model": "resnet50", "occlusion": {"model": "resnet50", "batch": 2, "patch": 35, "stride": 28},
+        "engines": {"models": ("vgg16", "resnet50"), "patch": 35, "strides": (14, 8), "size": 224},
         "post_images": 64, "post_rounds": 3,
         "memory": {"model": "resnet50", "images": 2000, "batch": 8, "size": 48}, "targets": True}
 # quick: the toy models with random weights (a GAP head like ResNet-50's, an FC head like VGG-16's)
 QUICK = {"models": ("toy_gap", "toy_vgg"), "batch": 2, "size": 64, "k": 2, "rounds": (1, 1),
-         "budget": {"toy_gap": 0.3, "toy_vgg": 0.3, "pixel": 0.2, "occlusion": 0.1, "ecosystem": 0.1},
+         "budget": {"toy_gap": 0.3, "toy_vgg": 0.3, "pixel": 0.2, "occlusion": 0.1, "ecosystem": 0.1,
+                    "engines": 0.1},
          "pixel_model": "toy_gap", "occlusion": {"model": "toy_gap", "batch": 1, "patch": 15, "stride": 8},
+         "engines": {"models": ("toy_vgg",), "patch": 15, "strides": (8,), "size": 64},
          "post_images": 4, "post_rounds": 1,
          "memory": {"model": "toy_gap", "images": 32, "batch": 8, "size": 64}, "targets": False}
 TOYS = ("toy_gap", "toy_vgg")  # built with weights="random" (no training run on first use)
@@ -64,8 +68,22 @@ def _say(text: str) -> None:
     print(text, flush=True)
 
 
+def _engines_section(name: str, model, cfg: dict, device, budget_s: float, out_rows: list, notes: list) -> None:
+    """Occlusion maps/s of the plain and incremental engines and Captum, with FLOP bounds (``perf/occlusion.py``)."""
+    eng = cfg["engines"]
+    if name not in eng["models"]:
+        return
+    r, n = occlusion.engines(name, model, device, cfg["budget"]["engines"] * budget_s / len(eng["models"]),
+                                    cfg["rounds"][1], eng["patch"], eng["strides"], eng["size"])
+    out_rows += r
+    notes += n
+    _say(report.table(r, occlusion.COLUMNS, f"\nOcclusion engines, {name}, patch {eng['patch']}, 1 image "
+                      "(maps/s from timed window batches; bounds from FLOP counts)"))
+    _say("\n".join(n))
+
+
 def _model_sections(name: str, cfg: dict, device, budget_s: float, rows: list, checks: list, notes: list,
-                    eco_rows: list) -> None:
+                    eco_rows: list, engine_rows: list) -> None:
     """Grad-CAM on ``name``; pixel-space and occlusion sections too where ``cfg`` names this model."""
     model, info = _model(name, device)
     images, ids = _batch(info, cfg, device)
@@ -95,6 +113,7 @@ def _model_sections(name: str, cfg: dict, device, budget_s: float, rows: list, c
         if r:
             _say(report.table(r, THROUGHPUT_COLUMNS + ["windows_per_image", "forward_images_per_s"],
                               f"\nOcclusion, {name}, {occ['batch']} images"))
+    _engines_section(name, model, cfg, device, budget_s, engine_rows, notes)
 
 
 def _memory_section(cfg: dict, device) -> tuple[list[dict], list[dict]]:
@@ -114,9 +133,9 @@ def _memory_section(cfg: dict, device) -> tuple[list[dict], list[dict]]:
 
 def run(cfg: dict, device: torch.device, out: Path, budget_s: float, gpus: int) -> dict:
     """Run every section; write CSVs under ``out``; return the tables as lists of rows."""
-    rows, checks, notes, eco_rows = [], [], [], []
+    rows, checks, notes, eco_rows, engine_rows = [], [], [], [], []
     for name in cfg["models"]:
-        _model_sections(name, cfg, device, budget_s, rows, checks, notes, eco_rows)
+        _model_sections(name, cfg, device, budget_s, rows, checks, notes, eco_rows, engine_rows)
         gc.collect()
     _say(report.table(checks, ["section", "model", "compared", "max_normalized_diff", "min_pearson", "max_rel_diff"],
                       "\nAgreement of maps (ours vs the other tool, same inputs and classes)"))
@@ -139,7 +158,8 @@ def run(cfg: dict, device: torch.device, out: Path, budget_s: float, gpus: int) 
                             "cpu_core_hours"],
                       "\nEstimated wall time of the paper's evaluations (see benchmark/perf/estimates.py)"))
     tables = {"throughput": rows, "agreement": checks, "post": post_rows, "memory": memory_rows,
-              "memory_checks": mem_checks, "ratios": ratios, "estimates": est, "ecosystem": eco_rows}
+              "memory_checks": mem_checks, "ratios": ratios, "estimates": est, "ecosystem": eco_rows,
+              "occlusion_engines": engine_rows}
     for name, table_rows in tables.items():
         report.write_csv(out / f"{name}.csv", table_rows)
     return {**tables, "notes": notes}

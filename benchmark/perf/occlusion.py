@@ -1,0 +1,116 @@
+"""The occlusion-engine section of ``benchmark.perf``: plain, incremental and Captum ``Occlusion``.
+
+A whole map at the paper's scale is minutes to hours of CPU time per contender, so the section
+times each contender per occluded window and converts to maps/s for each stride:
+
+* plain: one forward of ``max_batch`` occluded copies (8 on CPU), windows spread over the grid;
+* incremental: ``engine.occluded`` on a batch of ``max_batch`` windows sampled from the stride's
+  grid (the footprint shrinks at the border, so the sample is spread over the whole grid), plus one
+  clean pass per map;
+* Captum: ``Occlusion.attribute`` on one image at a stride with 16 windows (one forward per window,
+  whatever the stride) at stride ``min(p, (224 - p) // 3)``, divided by its window count.
+
+Maps/s = 1 / (seconds per window x windows per map (+ the clean pass)); ours has ``ceil(224/s)^2``
+centers per map (DESIGN 4.5), Captum ``((224 - p) // s + 1)^2`` windows. The FLOP bound beside each
+ratio is the same quotient with multiply-adds counted by ``torch.utils.flop_counter`` instead of
+seconds (convs and matmuls only), so the gap between a ratio and its bound is overhead.
+"""
+
+from __future__ import annotations
+
+import time
+
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+from benchmark.perf.tools import captum_occlusion
+from benchmark.methods._occlusion_regions import materialize, occluder
+from benchmark.methods.occlusion import centers, default_max_batch, incremental_engine
+
+TARGETS = {"vgg16": 4.0, "resnet50": 2.0}  # incremental / Captum, maps/s, on a 2-core CPU (issue 21)
+
+
+def _flops(fn) -> tuple[float, object]:
+    """FLOPs counted in one call of ``fn`` (convs and matmuls), and what it returned."""
+    with FlopCounterMode(display=False) as counter:
+        out = fn()
+    return float(counter.get_total_flops()), out
+
+
+def _best(fn, rounds: int, budget_s: float) -> tuple[float, int]:
+    """The fastest of up to ``rounds`` calls of ``fn`` (at least one, more while the budget lasts)."""
+    times, start = [], time.perf_counter()
+    while not times or (len(times) < rounds and time.perf_counter() - start < budget_s):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return min(times), len(times)
+
+
+def _sample(size: int, patch: int, stride: int, n: int, seed: int):
+    """``n`` window spans ``(lo [n, 2], hi [n, 2])`` drawn from the stride's grid of centers."""
+    c = centers(size, stride)
+    g = torch.Generator().manual_seed(seed)
+    pick = torch.randint(0, len(c), (n, 2), generator=g)
+    mid = c[pick]
+    return (mid - (patch - 1) // 2).clamp(min=0), (mid + patch // 2 + 1).clamp(max=size)
+
+
+@torch.no_grad()
+def engines(name: str, model, device, budget_s: float, rounds: int, patch: int, strides,
+            size: int = 224) -> tuple[list[dict], list[str]]:
+    """Rows (one per stride) of maps/s, ratios to Captum with their FLOP bounds, and profile notes."""
+    x = torch.randn(1, 3, size, size, generator=torch.Generator().manual_seed(0)).to(device)
+    cls = int(model(x).argmax())
+    engine = incremental_engine(model)
+    plain_batch, inc_batch = default_max_batch(device), default_max_batch(device, "incremental")
+    lo, hi = _sample(size, patch, strides[0], plain_batch, seed=1)
+    region = occluder(x, torch.zeros(plain_batch, dtype=torch.long, device=device), lo.to(device), hi.to(device), 0.0)
+    copies = materialize(x, torch.zeros(plain_batch, dtype=torch.long, device=device), region)
+    share = budget_s / (2 + len(strides))
+    t_plain, _ = _best(lambda: model(copies), rounds, share)
+    f_forward, _ = _flops(lambda: model(x))
+    cap_stride = min(patch, max(1, (size - patch) // 3))  # Captum needs stride <= window
+    cap_windows = ((size - patch) // cap_stride + 1) ** 2
+    cap = captum_occlusion(model, patch, cap_stride, 0.0)
+    t_cap, _ = _best(lambda: cap(x, torch.tensor([cls], device=device)), rounds, share)
+    t_clean, _ = _best(lambda: engine.clean(x), 1, 0)
+    clean = engine.clean(x)
+    rows, notes = [], []
+    for stride in strides:
+        lo, hi = _sample(size, patch, stride, inc_batch, seed=stride)
+        img = torch.zeros(inc_batch, dtype=torch.long, device=device)
+        first = occluder(x, img, lo.to(device), hi.to(device), 0.0)
+        engine.timings = {}
+        t_inc, n_inc = _best(lambda: engine.occluded(clean, img, first), rounds, share)
+        timings, engine.timings = engine.timings, None
+        f_inc, got = _flops(lambda: engine.occluded(clean, img, first))
+        f_inc /= inc_batch
+        got = got[:plain_batch, cls]  # checked against plain forwards of the first copies (they are slow)
+        ref = model(materialize(x, img, first)[:plain_batch])[:, cls]
+        drop = (clean[engine.nodes[-1]][0, cls] - ref).abs().max().clamp_min(1e-30)
+        ours_n, cap_n = len(centers(size, stride)) ** 2, ((size - patch) // stride + 1) ** 2
+        per_map = {"plain": t_clean + ours_n * t_plain / plain_batch, "captum": cap_n * t_cap / cap_windows,
+                   "incremental": t_clean + ours_n * t_inc / inc_batch}
+        bound = {"plain": cap_n / (ours_n + 1), "incremental": cap_n * f_forward / (f_forward + ours_n * f_inc)}
+        row = {"model": name, "patch": patch, "stride": stride, "windows_ours": ours_n, "windows_captum": cap_n}
+        row.update({f"{k}_maps_per_s": 1.0 / v for k, v in per_map.items()})
+        for k in ("plain", "incremental"):
+            row[f"{k}_vs_captum"] = per_map["captum"] / per_map[k]
+            row[f"{k}_flop_bound"] = bound[k]
+        row["incremental_vs_plain"] = per_map["plain"] / per_map["incremental"]
+        row["gmac_per_window"] = f"{f_inc / 2e9:.2f} of {f_forward / 2e9:.2f}"
+        row["max_diff_rel"] = float((got - ref).abs().max() / drop)
+        row["target"] = TARGETS.get(name)
+        row["holds"] = None if row["target"] is None else row["incremental_vs_captum"] >= row["target"]
+        rows.append(row)
+        spent = sorted(timings.items(), key=lambda kv: -kv[1][0])[:8]
+        total = sum(v[0] for v in timings.values()) or 1.0
+        notes.append(f"occlusion engines, {name}, stride {stride}: incremental time per node ({n_inc} timed calls of "
+                     f"{inc_batch} windows): " + ", ".join(f"{k} {v[2]} {100 * v[0] / total:.0f}%" for k, v in spent))
+    return rows, notes
+
+
+COLUMNS = ["model", "stride", "windows_ours", "windows_captum", "captum_maps_per_s", "plain_maps_per_s",
+           "incremental_maps_per_s", "plain_vs_captum", "plain_flop_bound", "incremental_vs_captum",
+           "incremental_flop_bound", "incremental_vs_plain", "gmac_per_window", "max_diff_rel", "target", "holds"]
