@@ -27,7 +27,7 @@ class ModelConfig:
     cam_head: Optional[str] = None  # linear layer after global pooling (CAM-compatible models)
     input_size: Optional[int] = None
     torchray_arch: Optional[str] = None  # vgg16 | resnet50, with arch: torchray
-    trained_on: List[str] = field(default_factory=list)  # dataset names the weights were trained on (benchmark/overlap.py)
+    trained_on: List[str] = field(default_factory=list)  # dataset names the weights were trained on (benchmark/runs/overlap.py)
 
 
 @dataclass
