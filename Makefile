@@ -14,6 +14,7 @@ LAUNCH := $(if $(filter slurm,$(LAUNCHER)),hydra/launcher=slurm,)
 ILSVRC := $(if $(DATA_ROOT),dataset.root=$(DATA_ROOT)/ilsvrc2012_val,)
 VOC_VAL := $(if $(DATA_ROOT),dataset.root=$(DATA_ROOT)/voc2007_val,)
 VOC_TEST := $(if $(DATA_ROOT),dataset.root=$(DATA_ROOT)/voc2007_test,)
+COCO_VAL := $(if $(DATA_ROOT),dataset.root=$(DATA_ROOT)/coco2014_val,)
 export PYTHONUNBUFFERED := 1
 
 .PHONY: help install demo demo-ecosystem test test-slow bench bench-quick tables table1 table2 table3 pointing pointing-modified dashboard clean-results
@@ -86,8 +87,8 @@ pointing: install ## pointing game on VOC 2007 test (COCO 2014 val: ARGS='datase
 	$(RUN) experiment=pointing $(VOC_TEST) $(LAUNCH) $(ARGS)
 	$(PY) -m benchmark.report
 
-pointing-modified: install ## Grad-CAM's modified pointing game
-	$(RUN) experiment=pointing_modified $(VOC_TEST) $(LAUNCH) $(ARGS)
+pointing-modified: install ## Grad-CAM's modified pointing game on COCO 2014 val (vgg16_coco14)
+	$(RUN) experiment=pointing_modified $(COCO_VAL) $(LAUNCH) $(ARGS)
 	$(PY) -m benchmark.report
 
 clean-results: ## remove run outputs (keeps data and model caches)

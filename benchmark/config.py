@@ -21,12 +21,13 @@ class ModelConfig:
     weights: Optional[str] = None
     checkpoint: Optional[str] = None
     layers: Dict[str, Optional[str]] = field(default_factory=dict)
-    preprocessing: str = "paper"  # paper | center_crop
+    preprocessing: str = "paper"  # paper | center_crop | shorter_side (TorchRay, one image per batch)
     num_classes: Optional[int] = None
     multilabel: bool = False
     cam_head: Optional[str] = None  # linear layer after global pooling (CAM-compatible models)
     input_size: Optional[int] = None
     torchray_arch: Optional[str] = None  # vgg16 | resnet50, with arch: torchray
+    trained_on: List[str] = field(default_factory=list)  # dataset names the weights were trained on (benchmark/runs/overlap.py)
 
 
 @dataclass
@@ -47,6 +48,7 @@ class DatasetConfig:
     limit: Optional[int] = None
     generate: Optional[str] = None  # "synthetic": made on first use
     region: str = "boxes"  # boxes (ILSVRC, VOC) | masks (COCO)
+    parts: List[str] = field(default_factory=list)  # the splits a union split is made of (voc2007_trainval)
 
 
 @dataclass

@@ -32,6 +32,7 @@ from benchmark.models import build_model
 from benchmark.progress import Progress
 from benchmark.runs import provenance
 from benchmark.runs.identity import public_job_state
+from benchmark.runs.overlap import check_training_overlap
 from benchmark.runs.redact import public_config, secret_values
 from benchmark.runs.store import RunStore, write_json
 from benchmark.training import ensure_checkpoint
@@ -47,7 +48,7 @@ def _model(name: str, weights, checkpoint, layers_key: tuple, options_key: tuple
 def load_model(model_cfg: dict):
     """Build (or reuse, within one process) the configured model."""
     layers = tuple(sorted((model_cfg.get("layers") or {}).items()))
-    skip = {"name", "weights", "checkpoint", "layers", "preprocessing"}
+    skip = {"name", "weights", "checkpoint", "layers", "preprocessing", "trained_on"}
     options = tuple(sorted((k, v) for k, v in model_cfg.items() if k not in skip and v is not None))
     return _model(model_cfg["name"], model_cfg.get("weights"), model_cfg.get("checkpoint"), layers, options)
 
@@ -137,13 +138,22 @@ def _build_method(mcfg: dict, model, info):
         raise
 
 
+def _evaluated_ids(ds: dict) -> list[str]:
+    """Image ids the run scores (only read when the checkpoint lists its training ids)."""
+    ensure_dataset(ds)
+    return ManifestDataset(ds["root"], split=ds.get("split"), num_shards=ds.get("num_shards", 1),
+                           shard=ds.get("shard", 0), limit=ds.get("limit")).image_ids
+
+
 def evaluate(config: dict, run_dir: Path | None = None) -> dict:
     """Run one (model, method, dataset, metric) job; returns its summary dict.
 
-    Inputs are checked before the run folder is written to (method layer, class indices, missing
-    image files), so a bad input leaves no partial output; the run holds the folder's lock.
+    Inputs are checked before the run folder is written to (training data overlapping the evaluated
+    images, method layer, class indices, missing image files), so a bad input leaves no partial
+    output; the run holds the folder's lock.
     """
     config = public_config(config, secret_values(config))  # secrets are never hashed, written or logged
+    check_training_overlap(config, functools.partial(_evaluated_ids, config["dataset"]))  # even a finished run
     run_dir, digest, done = public_job_state(config, run_dir)
     store = RunStore(run_dir)
     if done is not None and not config.get("force"):
@@ -179,6 +189,9 @@ def evaluate(config: dict, run_dir: Path | None = None) -> dict:
                                   shard=ds.get("shard", 0), limit=ds.get("limit"))
         _check_inputs(dataset, info, on_error)
         prep = Preprocess(info.input_size, tuple(info.mean), tuple(info.std), config["model"].get("preprocessing", "paper"))
+        if prep.mode == "shorter_side" and config.get("batch_size", 32) != 1:  # inputs of different sizes
+            raise ConfigError(f"config field 'batch_size' is {config.get('batch_size', 32)} with "
+                              "model.preprocessing=shorter_side; expected 1 (aspect-kept inputs differ in size)")
         with store.lock():
             store.start(config, digest, bool(config.get("force")))
             return _run(config, store, base, model, info, method, metric, dataset, prep, device)

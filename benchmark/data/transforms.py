@@ -3,6 +3,9 @@
 * ``paper`` (default): resize the whole image to ``S x S`` (aspect not kept, no crop), as the
   original Grad-CAM code did.
 * ``center_crop``: resize the shorter side to ``256/224 * S``, center-crop ``S x S``.
+* ``shorter_side`` (TorchRay's pointing benchmark): resize the shorter side to ``S`` keeping the
+  aspect ratio (the longer side ``round(long * S / short)``), no crop; the input is not square, so
+  it needs a model that accepts any size (global or adaptive pooling) and one image per batch.
 
 Maps are evaluated at the original resolution: ``to_original`` resizes a ``[K, S, S]`` map
 bilinearly (``align_corners=False``) to ``H x W``; for ``center_crop`` the map is first placed
@@ -18,7 +21,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-MODES = ("paper", "center_crop")
+MODES = ("paper", "center_crop", "shorter_side")
 
 
 @dataclass(frozen=True)
@@ -35,6 +38,8 @@ class Preprocess:
     def _resized_hw(self, h: int, w: int) -> tuple[int, int]:
         if self.mode == "paper":
             return self.size, self.size
+        if self.mode == "shorter_side":
+            return (self.size, round(w * self.size / h)) if h <= w else (round(h * self.size / w), self.size)
         short = round(self.size * 256 / 224)
         return (short, max(short, round(w * short / h))) if h <= w else (max(short, round(h * short / w)), short)
 
@@ -82,8 +87,10 @@ class Preprocess:
         out = np.round(out)
         out[:, 2] = np.maximum(out[:, 2], out[:, 0])
         out[:, 3] = np.maximum(out[:, 3], out[:, 1])
-        last = self.size - 1
-        visible = (out[:, 2] >= 0) & (out[:, 3] >= 0) & (out[:, 0] <= last) & (out[:, 1] <= last)
-        out = np.clip(out, 0, last).astype(np.int64)
+        last_x, last_y = (rw - 1, rh - 1) if self.mode == "shorter_side" else (self.size - 1, self.size - 1)
+        visible = (out[:, 2] >= 0) & (out[:, 3] >= 0) & (out[:, 0] <= last_x) & (out[:, 1] <= last_y)
+        out[:, 0::2] = np.clip(out[:, 0::2], 0, last_x)
+        out[:, 1::2] = np.clip(out[:, 1::2], 0, last_y)
+        out = out.astype(np.int64)
         out[~visible] = -1
         return out

@@ -7,6 +7,11 @@ the model's input resolution (``S x S``, 224 for the paper's VGG-16) by Spearman
 average ranks for ties over all ``S*S`` pixels. A constant or non-finite map (either side) gives
 NaN, which is excluded from the mean and counted. Aggregation: mean rho over the finite values
 with a 95 % percentile bootstrap interval (``bootstrap`` resamples of the images, fixed ``seed``).
+
+``resolution="original"`` (the supplement's "same size as the original image") occludes the original
+image instead, ``patch`` and ``stride`` in original pixels (``methods._occlusion_original``), and
+correlates over the original ``H x W`` pixels with the method's map resized there. Which class is
+explained (the paper does not say) is the protocol setting ``explained_class``.
 """
 
 from __future__ import annotations
@@ -19,11 +24,15 @@ import torch
 from scipy.stats import rankdata
 
 from benchmark.methods._occlusion_cache import OcclusionCache
+from benchmark.methods._occlusion_original import OriginalOcclusion, OriginalOcclusionCache
 from benchmark.methods.occlusion import DEFAULT_ENGINE, Occlusion
 from benchmark.metrics._targets import target_classes
 from benchmark.metrics.base import METRICS, Metric
 from benchmark.paths import cache_dir
 from benchmark.types import is_degenerate
+
+RESOLUTIONS = ("input", "original")
+
 
 def spearman(a: np.ndarray, b: np.ndarray) -> float:
     """Spearman's rho (average ranks for ties) of two equally sized arrays; NaN if one is constant."""
@@ -59,7 +68,10 @@ class OcclusionCorrelation(Metric):
 
     def __init__(self, patch: int = 35, stride: int = 1, fill: float = 0.0, max_batch: int | None = None,
                  amp: bool = False, bootstrap: int = 10_000, seed: int = 0, cache_dir: str | None = None,
-                 figure_images: int = 4, engine: str = DEFAULT_ENGINE):
+                 figure_images: int = 4, engine: str = DEFAULT_ENGINE, resolution: str = "input"):
+        if resolution not in RESOLUTIONS:
+            raise ValueError(f"occlusion_correlation option resolution={resolution!r}: expected one of {list(RESOLUTIONS)}")
+        self.resolution = resolution
         self.occlusion = {"patch": int(patch), "stride": int(stride), "fill": float(fill),
                           "max_batch": int(max_batch) if max_batch else None, "amp": bool(amp), "engine": str(engine)}
         self.bootstrap, self.seed, self.figure_images = int(bootstrap), int(seed), int(figure_images)
@@ -69,16 +81,24 @@ class OcclusionCorrelation(Metric):
 
     def settings(self):
         return {**{k: v for k, v in self.occlusion.items() if k != "max_batch"},
-                "pair": "GT class with the highest logit", "correlation": "spearman, average ranks, all input pixels",
+                "resolution": self.resolution,
+                "units": "input pixels" if self.resolution == "input" else "original pixels",
+                "explained_class": "GT class with the highest logit (first on ties)",
+                "pair": "GT class with the highest logit",
+                "correlation": f"spearman, average ranks, all {self.resolution} pixels",
                 "bootstrap": self.bootstrap, "seed": self.seed, "interval": "95 % percentile bootstrap over images"}
 
     def cache_for(self, model, info, prep, device) -> OcclusionCache:
         """The occlusion cache of this model and preprocessing (one engine per model object)."""
         key = (id(model), prep)
         if key not in self._caches:
-            engine = Occlusion(model, info, **self.occlusion)
             root = self.cache_root or cache_dir() / "occlusion"
-            self._caches[key] = OcclusionCache(root, engine, prep, device)
+            if self.resolution == "original":
+                plain = {k: v for k, v in self.occlusion.items() if k != "engine"}  # the occluder passes through the resize
+                engine = OriginalOcclusion(model, info, prep, **plain)
+                self._caches[key] = OriginalOcclusionCache(root, engine, prep, device)
+            else:
+                self._caches[key] = OcclusionCache(root, Occlusion(model, info, **self.occlusion), prep, device)
         return self._caches[key]
 
     def score_batch(self, samples, images, method, prep):
@@ -86,10 +106,14 @@ class OcclusionCorrelation(Metric):
         with torch.inference_mode():
             logits = method.model(images)
         chosen = target_classes(samples, logits)
-        maps = method.explain(images, chosen.to(images.device)).maps[:, 0].float().cpu().numpy()
+        maps = method.explain(images, chosen.to(images.device)).maps[:, 0].float()
+        if self.resolution == "original":
+            maps = [prep.to_original(m[None], s.orig_size_hw)[0].cpu().numpy() for m, s in zip(maps, samples)]
+        else:
+            maps = maps.cpu().numpy()
+            self._remember(method, samples, prep)
         cache = self.cache_for(method.model, method.info, prep, images.device)
         occlusion = cache.maps(samples, images, chosen)
-        self._remember(method, samples, prep)
         rows = []
         for sample, cls, saliency, occ in zip(samples, chosen.tolist(), maps, occlusion):
             rows.append({"image_id": sample.image_id, "class_id": int(cls), "rho": spearman(saliency, occ),

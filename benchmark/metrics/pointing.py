@@ -10,6 +10,11 @@ class whose extra maps are dropped). A degenerate map (non-finite or constant) i
 Aggregation ``class_mean_and_pooled`` v1, in %: ``acc_class_mean`` (mean over classes of the
 per-class hit rate: the published accuracy), ``acc_pooled`` (hits / records), and both again on
 the difficult subset, with counts.
+
+TorchRay's protocol (``_pointing_torchray``) as options: ``smooth`` (Gaussian sigma as a fraction of
+the longer original side, 0: none) for the methods named in ``smooth_methods``; ``difficult_list``
+(Zhang et al.'s flags file; without it the subset is computed as above); ``all_classes`` (the
+dataset's class count: adds ``acc_class_mean_all_classes``, TorchRay's mean over every class).
 """
 
 from __future__ import annotations
@@ -20,6 +25,8 @@ import pandas as pd
 
 from benchmark.io import atomic_write_bytes
 from benchmark.metrics._pointing_core import check_region, in_difficult_subset, pad_rows, point_and_hit, scored_classes
+from benchmark.metrics._pointing_torchray import (PIXEL_SPACE, DifficultList, class_mean_all_classes, gaussian_smooth,
+                                                  smoothing_sigma)
 from benchmark.metrics.base import METRICS, Metric
 
 TOLERANCE_PX = 15
@@ -29,14 +36,30 @@ class Pointing(Metric):
     name = "pointing"
     aggregation = ("class_mean_and_pooled", 1)
 
-    def __init__(self, tolerance_px: float = TOLERANCE_PX, region: str = "auto", skip_difficult: bool = True):
+    def __init__(self, tolerance_px: float = TOLERANCE_PX, region: str = "auto", skip_difficult: bool = True,
+                 smooth: float = 0.0, smooth_methods: tuple | list = PIXEL_SPACE, difficult_list: str | None = None,
+                 all_classes: int | None = None):
         self.tolerance_px, self.region = float(tolerance_px), check_region(region)
         self.skip_difficult = bool(skip_difficult)
+        if not 0.0 <= float(smooth) < 1.0:
+            raise ValueError(f"pointing metric option smooth={smooth}: expected a fraction of the longer side in [0, 1)")
+        self.smooth, self.smooth_methods = float(smooth), tuple(str(m) for m in smooth_methods)
+        self.difficult_list = DifficultList(difficult_list, all_classes) if difficult_list else None
+        self.all_classes = int(all_classes) if all_classes else None
 
     def settings(self):
+        computed = "computed: class box union < 1/4 of the image and another class present"
         return {"tolerance_px": self.tolerance_px, "region": self.region, "skip_difficult": self.skip_difficult,
                 "point": "first argmax, row-major, at original resolution",
-                "difficult_subset": "class box union < 1/4 of the image and another class present"}
+                "difficult_subset": self.difficult_list.describe() if self.difficult_list else computed,
+                "smooth": self.smooth, "smooth_methods": list(self.smooth_methods) if self.smooth else [],
+                "smoothing": (f"Gaussian, sigma = {self.smooth} x longer original side, taps to ceil(4 sigma), "
+                              "replicated borders, after the resize to original size" if self.smooth else "none"),
+                "all_classes": self.all_classes}
+
+    def smooths(self, method) -> bool:
+        """Whether this method's maps are smoothed (TorchRay: the pixel-space methods)."""
+        return self.smooth > 0 and getattr(method, "name", None) in self.smooth_methods
 
     def score_batch(self, samples, images, method, prep):
         """Maps ``[B, K, S, S]`` of every scored class of ``images [B, 3, S, S]`` in one call; one
@@ -46,24 +69,32 @@ class Pointing(Metric):
             return []
         ids, counts = pad_rows(classes)
         maps = method.explain(images, ids).maps
+        smooth = self.smooths(method)
         rows = []
         for i, sample in enumerate(samples):
             if counts[i] == 0:
                 continue
-            orig = prep.to_original(maps[i, :counts[i]], sample.orig_size_hw).cpu().numpy()
-            rows += [self.score_one(sample, c, m) for c, m in zip(classes[i], orig)]
+            orig = prep.to_original(maps[i, :counts[i]], sample.orig_size_hw)
+            if smooth:
+                orig = gaussian_smooth(orig, smoothing_sigma(self.smooth, sample.orig_size_hw))
+            rows += [{**self.score_one(sample, c, m), "smoothed": smooth} for c, m in zip(classes[i], orig.cpu().numpy())]
         return rows
 
     def score_one(self, sample, class_id: int, saliency) -> dict:
         """Record for one (image, class): point ``(x, y)``, hit, map maximum, flags."""
         return {"image_id": sample.image_id, "class_id": int(class_id),
                 **point_and_hit(sample, class_id, saliency, self.region, self.tolerance_px),
-                "difficult_subset": in_difficult_subset(sample, class_id)}
+                "difficult_subset": (self.difficult_list.in_subset(sample.image_id, class_id, sample.split)
+                                     if self.difficult_list else in_difficult_subset(sample, class_id))}
 
     def aggregate(self, records: pd.DataFrame) -> dict:
         out = {"n_images": int(records["image_id"].nunique()), "n_degenerate": int(records["degenerate"].sum())}
         out.update(hit_rates(records, ""))
-        out.update(hit_rates(records[records["difficult_subset"].astype(bool)], "difficult_"))
+        difficult = records[records["difficult_subset"].astype(bool)]
+        out.update(hit_rates(difficult, "difficult_"))
+        if self.all_classes:
+            out["acc_class_mean_all_classes"] = class_mean_all_classes(records, self.all_classes)
+            out["difficult_acc_class_mean_all_classes"] = class_mean_all_classes(difficult, self.all_classes)
         return out
 
     def write_artifacts(self, records: pd.DataFrame, run_dir: Path) -> list[Path]:

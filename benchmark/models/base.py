@@ -124,7 +124,8 @@ def build_model(name: str, weights: str | None = None, checkpoint: str | None = 
     import benchmark.models  # noqa: F401  (registers every architecture)
 
     spec = preset(name)
-    merged = {k: v for k, v in spec.items() if k not in ("name", "layers", "weights", "checkpoint", "preprocessing")}
+    merged = {k: v for k, v in spec.items()
+              if k not in ("name", "layers", "weights", "checkpoint", "preprocessing", "trained_on")}
     merged.update({k: v for k, v in options.items() if v is not None})
     arch = merged.get("arch") or name
     factory = MODELS.get(arch if arch in MODELS else "torchvision")

@@ -95,11 +95,13 @@ def _with_reference(table: pd.DataFrame, csv: str, keys: list[str], ours: str, t
 
 OCCLUSION_COLUMNS = {"mean_rho": "mean rho", "ci95_low": "95% CI low", "ci95_high": "95% CI high",
                      "n": "n", "n_nan": "n NaN"}
-OCCLUSION_SETTINGS = ("patch", "stride", "fill")
+OCCLUSION_SETTINGS = ("patch", "stride", "fill", "resolution")
 POINTING_COLUMNS = {
     "acc_class_mean": "all: class-mean acc (%)", "acc_pooled": "all: pooled acc (%)",
     "difficult_acc_class_mean": "difficult: class-mean acc (%)", "difficult_acc_pooled": "difficult: pooled acc (%)",
     "n_records": "n", "difficult_n_records": "n difficult", "n_degenerate": "degenerate",
+    "acc_class_mean_all_classes": "all: mean over all classes (%)",
+    "difficult_acc_class_mean_all_classes": "difficult: mean over all classes (%)",
 }
 POINTING_MODIFIED_COLUMNS = {"theta": "θ", "accuracy": "accuracy (%)", "accuracy_calibration": "calibration accuracy (%)",
                              "accepted_fraction": "accepted", "n_images": "n images", "n_records": "n",
@@ -118,7 +120,7 @@ def occlusion_table(frame: pd.DataFrame) -> pd.DataFrame:
     setting = [json.loads((Path(p) / "summary.json").read_text()).get("protocol", {}) for p in done["path"]]
     table[["n", "n NaN"]] = table[["n", "n NaN"]].astype("Int64")  # float after a merge with other metrics
     for key in OCCLUSION_SETTINGS:
-        table[key] = [s.get(key) for s in setting]
+        table[key] = [s.get(key, "input" if key == "resolution" else None) for s in setting]  # runs before the option: input
     order = {m: i for i, m in enumerate(METHOD_ORDER)}
     table = table.assign(_k=table["method"].map(lambda m: (order.get(m, len(order)), m)))
     return table.sort_values(["model", "_k"]).drop(columns="_k").reset_index(drop=True)[columns]
@@ -128,10 +130,10 @@ def write_occlusion_table(results_root: Path, out_dir: Path, experiment: str) ->
     """Build ``occlusion_table`` for one experiment and write ``<experiment>.md|csv|tex`` with notes."""
     table = occlusion_table(collect(Path(results_root), experiment))
     if not table.empty:
-        setting = "; ".join(sorted({f"patch {p}, stride {s}, fill {f}" for p, s, f in
-                                    zip(table["patch"], table["stride"], table["fill"])}))
+        setting = "; ".join(sorted({f"patch {p}, stride {s}, fill {f}, {r} pixels" for p, s, f, r in
+                                    zip(table["patch"], table["stride"], table["fill"], table["resolution"])}))
         notes = [f"Spearman rank correlation with occlusion maps ({setting}; fill in normalized input space), "
-                 "GT class with the highest logit, at the model's input resolution; mean over images with a "
+                 "GT class with the highest logit, at the resolution named; mean over images with a "
                  "95 % percentile bootstrap interval; n NaN: constant maps, excluded. Grad-CAM Table 2 used "
                  "patch 35, stride 1 on 2510 VOC 2007 val images."]
         write_table(table, Path(out_dir), experiment, f"{experiment}: rank correlation with occlusion", notes)
@@ -152,7 +154,9 @@ def finished_rows(frame: pd.DataFrame, metric: str, columns: dict) -> pd.DataFra
 
 def pointing_table(frame: pd.DataFrame) -> pd.DataFrame:
     """Rows model x method (x dataset); all/difficult class-mean and pooled accuracy (%), counts."""
-    return finished_rows(frame, "pointing", POINTING_COLUMNS)
+    table = finished_rows(frame, "pointing", POINTING_COLUMNS)
+    extra = [c for c in table if "over all classes" in c and table[c].isna().all()]
+    return table.drop(columns=extra)  # the mean over all classes is reported only where a run computed it
 
 
 def pointing_modified_table(frame: pd.DataFrame) -> pd.DataFrame:
@@ -172,15 +176,17 @@ def metric_tables(frame: pd.DataFrame, out: Path, experiment: str | None, result
         "pointing": (pointing_table, "Pointing game (Zhang et al.): accuracy (%)"),
         "pointing_modified": (pointing_modified_table, "Grad-CAM's modified pointing game: θ and accuracy (%)"),
     }
-    for exp in ("demo_pointing", "demo_pointing_modified", "pointing", "pointing_modified"):
+    for exp in ("demo_pointing", "demo_pointing_torchray", "demo_pointing_modified", "pointing", "pointing_torchray",
+                "pointing_modified"):
         if experiment is not None and not exp.startswith(experiment):
             continue
         runs = frame[frame["experiment"] == exp] if len(frame) else frame
         if not len(runs):
             continue
-        build, title = builders[exp.removeprefix("demo_")]
+        build, title = builders[exp.removeprefix("demo_").removesuffix("_torchray")]
+        title += " under TorchRay's protocol (smoothed pixel-space maps, aspect kept)" if "torchray" in exp else ""
         table = build(runs)
-        if exp == "pointing":
+        if exp in ("pointing", "pointing_torchray"):  # the published numbers were made under pointing_torchray's protocol
             table = _with_reference(table, "pointing.csv", ["model", "method", "dataset"], "all: class-mean acc (%)",
                                     "accuracy", "subset == 'all'")
         elif exp == "pointing_modified":

@@ -17,6 +17,7 @@ from benchmark.runs.redact import public_config, secret_values
 from benchmark.runs.store import RunStore
 
 NON_SEMANTIC = ("force", "logger", "num_workers", "overlap_postprocessing", "paths", "part_size", "progress")
+DECLARATIONS = (("model", "trained_on"), ("dataset", "parts"))  # checked by the overlap guard, not hashed
 
 
 def config_hash(config: dict) -> str:
@@ -37,6 +38,9 @@ def semantic_config(config: dict) -> dict:
     ``NON_SEMANTIC`` keys and, for a generated dataset, the generator's version (the synthetic data
     and the toy models trained on it change with it, so jobs finished on older data run again)."""
     out = {k: v for k, v in config.items() if k not in NON_SEMANTIC}
+    for group, key in DECLARATIONS:  # facts about the data, not settings: unset, they leave the hash as it was
+        if isinstance(out.get(group), dict) and key in out[group]:
+            out[group] = {k: v for k, v in out[group].items() if k != key}
     if (config.get("dataset") or {}).get("generate"):
         from data_prep.synthetic import VERSION
 

@@ -11,7 +11,10 @@ every parameter with ``BCEWithLogits`` on multi-hot targets (every class in ``la
 difficult-only ones included): AdamW, one-cycle schedule, the new head at ``head_lr_mult`` times
 the rate, horizontal flips, evaluation's ``paper`` preprocessing. Deterministic for a seed on one
 device. The state dict is written atomically with a ``.json`` beside it (class names, recipe, val
-mAP) and loads with ``build_model(name, checkpoint=OUT, num_classes=K)``.
+mAP, and the training data: ``train_dataset``, ``train_split``, ``train_image_ids`` and their sha256,
+which ``benchmark.runs.overlap`` checks against the evaluated images) and loads with
+``build_model(name, checkpoint=OUT, num_classes=K)``. A ``vgg16_gap*`` model starts from
+torchvision's ImageNet VGG-16 features (or ``--init-checkpoint``, an ILSVRC ``vgg16_gap``).
 ``benchmark.training.multilabel.train_multilabel_toy`` makes the demo model ``toy_gap_multi`` on the
 synthetic scenes.
 
@@ -38,9 +41,10 @@ from torch.utils.data import DataLoader
 from benchmark.models.base import CONF_DIR, build_model, preset
 from benchmark.models.toy import ARCHS
 from benchmark.paths import cache_dir
+from benchmark.runs.overlap import ids_digest
 from benchmark.training.multilabel import MultilabelSet, average_precision, fit, predict, replace_head, save
 from benchmark.training.toy import ensure_checkpoint
-from benchmark.training.vgg16_gap import main_vgg16_gap
+from benchmark.training.vgg16_gap import main_vgg16_gap, vgg16_gap_initial
 
 log = logging.getLogger(__name__)
 RECIPE = {"epochs": 20, "batch_size": 32, "lr": 1e-4, "head_lr_mult": 10.0, "weight_decay": 1e-4, "seed": 0}
@@ -61,8 +65,9 @@ def dataset_root(name_or_dir: str) -> Path:
     return Path(cfg.dataset.root)
 
 
-def initial_model(name: str, init: str = "pretrained") -> tuple[nn.Module, object]:
-    """The model to fine-tune, trainable: preset weights (``pretrained``) or ``random``."""
+def initial_model(name: str, init: str = "pretrained", init_checkpoint: str | None = None) -> tuple[nn.Module, object]:
+    """The model to fine-tune, trainable: preset weights (``pretrained``) or ``random``; a VGG16-GAP
+    starts from torchvision's ImageNet VGG-16 features or ``init_checkpoint`` (an ILSVRC vgg16_gap)."""
     spec = preset(name)
     toy = (spec.get("arch") or name) in ARCHS
     if init == "pretrained":
@@ -73,19 +78,30 @@ def initial_model(name: str, init: str = "pretrained") -> tuple[nn.Module, objec
         weights = "random" if toy else None
     else:
         raise ValueError(f"init={init!r}: expected 'pretrained' or 'random'")
-    model, info = build_model(name, weights=weights)
+    if (spec.get("arch") or name) == "vgg16_gap" and init == "pretrained":
+        model, info = vgg16_gap_initial(name, init_checkpoint)
+    else:
+        model, info = build_model(name, weights=weights)
     for param in model.parameters():
         param.requires_grad_(True)
     return model, info
 
 
+def training_split(samples) -> dict:
+    """What a checkpoint was trained on: dataset name, split, sorted image ids and their digest."""
+    ids = sorted(samples.image_ids)
+    return {"train_dataset": samples.meta.get("dataset"), "train_split": (samples.meta.get("source") or {}).get("split"),
+            "train_image_ids": ids, "train_image_ids_sha256": ids_digest(ids)}
+
+
 def finetune(model_name: str, train_dir: Path | str, out: Path | str, val_dir: Path | str | None = None,
              recipe: dict | None = None, init: str = "pretrained", device: str = "cpu",
-             num_workers: int = 0, limit: int | None = None) -> dict:
-    """Fine-tune ``model_name`` for multi-label classification on a manifest; returns the metadata."""
+             num_workers: int = 0, limit: int | None = None, init_checkpoint: str | None = None) -> dict:
+    """Fine-tune ``model_name`` for multi-label classification on a manifest; returns the metadata,
+    which records the training split and its image ids (the guard of ``benchmark.runs.overlap``)."""
     recipe = {**RECIPE, **(recipe or {})}
     torch.manual_seed(recipe["seed"])
-    model, info = initial_model(model_name, init)
+    model, info = initial_model(model_name, init, init_checkpoint)
     train = MultilabelSet(train_dir, info, limit=limit)
     head = replace_head(model, train.num_classes)
     dev = torch.device(device)
@@ -95,8 +111,9 @@ def finetune(model_name: str, train_dir: Path | str, out: Path | str, val_dir: P
                         num_workers=num_workers, drop_last=len(train) > recipe["batch_size"])
     start = time.perf_counter()
     fit(model, head, loader, recipe, dev)
-    meta = {"name": model_name, "init": init, "head": head, "num_classes": train.num_classes,
-            "class_names": train.class_names, "train": str(train_dir), "train_images": len(train),
+    meta = {"name": model_name, "init": init, "init_checkpoint": init_checkpoint, "head": head,
+            "num_classes": train.num_classes, "class_names": train.class_names, "train": str(train_dir),
+            **training_split(train.samples), "train_images": len(train),
             "recipe": recipe, "seconds": round(time.perf_counter() - start, 1)}
     if val_dir is not None:
         val = MultilabelSet(val_dir, info)
@@ -116,6 +133,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--val-dataset", default=None, help="dataset for the val mAP (config name or folder)")
     parser.add_argument("--out", required=True, type=Path, help="checkpoint to write (state dict)")
     parser.add_argument("--init", default="pretrained", choices=("pretrained", "random"))
+    parser.add_argument("--init-checkpoint", default=None, help="vgg16_gap* models: start from this ILSVRC "
+                        "vgg16_gap checkpoint instead of torchvision's ImageNet VGG-16 features")
     for key, value in RECIPE.items():
         parser.add_argument(f"--{key.replace('_', '-')}", type=type(value), default=value)
     parser.add_argument("--device", default="cpu")
@@ -126,7 +145,7 @@ def main(argv: list[str] | None = None) -> None:
     recipe = {key: getattr(args, key) for key in RECIPE}
     val = dataset_root(args.val_dataset) if args.val_dataset else None
     meta = finetune(args.model, dataset_root(args.dataset), args.out, val, recipe, args.init, args.device,
-                    args.num_workers, args.limit)
+                    args.num_workers, args.limit, args.init_checkpoint)
     print(f"{args.model}: {meta['num_classes']} classes, val mAP {meta.get('val_map', '-')}, -> {args.out}")
 
 

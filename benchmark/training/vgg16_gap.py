@@ -37,6 +37,20 @@ def imagenet_vgg16_features() -> nn.Sequential:
     return tvm.vgg16(weights=tvm.VGG16_Weights.IMAGENET1K_V1).features
 
 
+def vgg16_gap_initial(name: str, init_checkpoint: str | None = None) -> tuple[nn.Module, object]:
+    """A 1000-class VGG16-GAP to fine-tune for multi-label classification: ``features`` from
+    torchvision's ImageNet VGG-16 and fresh added layers, or every weight from an ILSVRC ``vgg16_gap``
+    checkpoint; the multi-label recipe then swaps the head."""
+    from benchmark.models.base import ModelInfo
+    from benchmark.models.vgg_gap import VGG16GAP, build_vgg16_gap
+
+    if init_checkpoint:
+        return build_vgg16_gap(name, checkpoint=init_checkpoint, num_classes=1000)
+    model = VGG16GAP(1000)
+    model.features.load_state_dict(imagenet_vgg16_features()[:30].state_dict())
+    return model, ModelInfo(name=name, num_classes=1000, cam_head="fc")
+
+
 def _image_folder(root: Path | str, transform, what: str):
     from torchvision import datasets
 
