@@ -7,6 +7,12 @@ ILSVRC devkit rule: guess j of the top-k is correct iff it is the GT class and t
 for it has IoU >= 0.5; since only the GT class can be correct, only its map is ever computed.
 GT-known localization uses the same box regardless of the prediction.
 
+Protocol settings of the threshold rule: ``normalization`` (``max``, the default: 15 % of the
+maximum; ``minmax``: min + 15 % of the range, the reading of the authors' Torch display code and
+the only one under which a map's negative values matter, e.g. Table 3's no-ReLU row) and
+``align_corners`` of the bilinear resize to the original size (default ``False``). Both are
+written into each summary's ``protocol``.
+
 ``box: grabcut`` replaces the threshold rule by Simonyan et al.'s GrabCut post-processing (the
 protocol of the Grad-CAM paper's Backprop row; ``boxes.box_from_grabcut``: seeds above the
 ``grabcut_fg_percentile`` (95) and below the ``grabcut_bg_percentile`` (30) of the map,
@@ -22,7 +28,7 @@ import pandas as pd
 
 from benchmark.metrics.base import METRICS, Metric
 from benchmark.metrics.boxes import (GRABCUT_BG_PERCENTILE, GRABCUT_FG_PERCENTILE, GRABCUT_ITERATIONS,
-                                     box_from_grabcut, box_from_map, max_iou, require_cv2)
+                                     NORMALIZATIONS, box_from_grabcut, box_from_map, max_iou, require_cv2)
 from benchmark.types import is_degenerate
 
 THRESHOLD = 0.15
@@ -37,7 +43,13 @@ class Localization(Metric):
 
     def __init__(self, threshold: float = THRESHOLD, iou_threshold: float = IOU_THRESHOLD, topk: int = TOPK,
                  box: str = "threshold", grabcut_fg_percentile: float = GRABCUT_FG_PERCENTILE,
-                 grabcut_bg_percentile: float = GRABCUT_BG_PERCENTILE, grabcut_iterations: int = GRABCUT_ITERATIONS):
+                 grabcut_bg_percentile: float = GRABCUT_BG_PERCENTILE, grabcut_iterations: int = GRABCUT_ITERATIONS,
+                 normalization: str = "max", align_corners: bool = False):
+        if normalization not in NORMALIZATIONS:
+            raise ValueError(f"localization: normalization={normalization!r}; expected one of {NORMALIZATIONS}")
+        if not isinstance(align_corners, bool):
+            raise ValueError(f"localization: align_corners={align_corners!r}; expected true or false")
+        self.normalization, self.align_corners = normalization, align_corners
         self.threshold, self.iou_threshold, self.topk = float(threshold), float(iou_threshold), int(topk)
         if box not in BOX_RULES:
             raise ValueError(f"localization: box={box!r}; expected one of {BOX_RULES}")
@@ -53,9 +65,10 @@ class Localization(Metric):
 
     def settings(self):
         common = {"iou_threshold": self.iou_threshold, "topk": self.topk, "box": self.box,
-                  "iou": "inclusive, max over GT boxes of the class"}
+                  "iou": "inclusive, max over GT boxes of the class", "align_corners": self.align_corners}
         if self.box == "threshold":
-            return {"threshold": self.threshold, **common, "connectivity": 8, "segment": "largest"}
+            return {"threshold": self.threshold, "normalization": self.normalization, **common, "connectivity": 8,
+                    "segment": "largest"}
         return {**common, **{f"grabcut_{k}": v for k, v in self.grabcut.items()},
                 "grabcut_seeds": "GC_FGD > fg percentile, GC_BGD < bg percentile, others GC_PR_BGD",
                 "connectivity": 8, "segment": "largest GrabCut foreground component"}
@@ -65,7 +78,7 @@ class Localization(Metric):
         if self.box == "grabcut":
             return box_from_grabcut(saliency, image, self.grabcut["fg_percentile"], self.grabcut["bg_percentile"],
                                     self.grabcut["iterations"])
-        return box_from_map(saliency, self.threshold)
+        return box_from_map(saliency, self.threshold, self.normalization)
 
     def score_batch(self, samples, images, method, prep):
         return self.prepare_batch(samples, images, method, prep)()
@@ -82,10 +95,14 @@ class Localization(Metric):
         maps = ex.maps.detach().cpu()
 
         def finish():
-            return [self.score_one(sample, int(gt[i]), prep.to_original(maps[i], sample.orig_size_hw)[0].numpy(), top[i])
+            return [self.score_one(sample, int(gt[i]), self.to_original(prep, maps[i], sample), top[i])
                     for i, sample in enumerate(samples)]
 
         return finish
+
+    def to_original(self, prep, maps, sample) -> np.ndarray:
+        """The first of ``maps [K, S, S]`` resized to the sample's original ``[H, W]``."""
+        return prep.to_original(maps, sample.orig_size_hw, self.align_corners)[0].numpy()
 
     def score_one(self, sample, class_id: int, saliency: np.ndarray, top: np.ndarray) -> dict:
         """Record for one image: classification, box, IoU and the devkit's correctness flags."""
