@@ -22,7 +22,7 @@ import benchmark.run  # noqa: F401  (registers the config schemas and the shard_
 from benchmark.evaluate import job_state
 from benchmark.models.base import CONF_DIR
 
-EXPERIMENTS = ("demo", "demo_grabcut", "demo_ablations", "demo_layers", "demo_pointing",
+EXPERIMENTS = ("demo", "demo_grabcut", "demo_ablations", "demo_ablations_minmax", "demo_layers", "demo_pointing",
                "demo_pointing_modified", "demo_occlusion")
 
 
