@@ -36,7 +36,7 @@ class TableSpec:
     name: str
     title: str
     experiments: tuple[str, ...]
-    metric: str
+    metric: str | tuple[str, ...]
     columns: dict[str, str]
     reference: str | None = None
     keys: tuple[str, ...] = ("model", "method")
@@ -60,7 +60,8 @@ def collect(results_root: Path, experiment: str | None = None) -> pd.DataFrame:
         row = {"experiment": summary.get("config", {}).get("experiment_name"), "model": summary.get("model"),
                "method": summary.get("method"), "dataset": summary.get("dataset"),
                "metric": summary.get("metric"), "status": summary.get("status"), "path": str(path.parent),
-               "normalization": summary.get("protocol", {}).get("normalization")}
+               "normalization": summary.get("protocol", {}).get("normalization"),
+               "crops": summary.get("protocol", {}).get("crops", 1)}
         row.update(summary.get("metrics", {}))
         rows.append(row)
     return pd.DataFrame(rows, columns=["experiment", "model", "method", "dataset", "metric", "status", "path"]
@@ -87,7 +88,8 @@ def wilson(rate_percent: float, n: int, z: float = 1.959964) -> tuple[float, flo
 
 def build(spec: TableSpec, frame: pd.DataFrame, reference_dir: Path = REFERENCE_DIR) -> pd.DataFrame:
     """The table of ``spec``: our columns, published columns and differences, counts, interval."""
-    ours = frame[frame["experiment"].isin(spec.experiments) & (frame["metric"] == spec.metric)
+    metrics = (spec.metric,) if isinstance(spec.metric, str) else spec.metric
+    ours = frame[frame["experiment"].isin(spec.experiments) & frame["metric"].isin(metrics)
                  & (frame["status"] == "finished")] if len(frame) else frame
     keep = [*dict.fromkeys(["model", "method", "dataset", *spec.keys, *spec.extra])]
     data = {c: ours[c] if c in ours else pd.Series(dtype=float) for c in [*spec.columns, *spec.counts]}
