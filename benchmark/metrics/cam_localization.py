@@ -27,7 +27,7 @@ from benchmark.metrics.base import METRICS
 from benchmark.metrics.boxes import box_from_map, max_iou, require_cv2
 from benchmark.metrics.cam_protocol import (JPEG_QUALITY, MERGES, frame_size, heatmap_uint8, merge_crops,
                                             resize_bicubic, ten_crops)
-from benchmark.metrics.localization import Localization
+from benchmark.metrics.localization import Localization  # records, aggregation, MaxBoxAcc
 from benchmark.types import is_degenerate
 
 RULES = ("dt_box", "text", "threshold")
@@ -40,8 +40,9 @@ class CamLocalization(Localization):
     def __init__(self, box: str = "dt_box", box_choice: str = "first", thresholds=cam_boxes.RELEASED_THRESHOLDS,
                  jpeg_quality: int = JPEG_QUALITY, text_threshold: float = 0.20, maps: str = "crops",
                  merge: str = "abs_sum", threshold: float = 0.15, normalization: str = "max",
-                 iou_threshold: float = 0.5, topk: int = 5):
-        super().__init__(threshold=threshold, iou_threshold=iou_threshold, topk=topk, normalization=normalization)
+                 iou_threshold: float = 0.5, topk: int = 5, maxboxacc: bool = False):
+        super().__init__(threshold=threshold, iou_threshold=iou_threshold, topk=topk, normalization=normalization,
+                         maxboxacc=maxboxacc)
         for field, value, choices in (("box", box, RULES), ("box_choice", box_choice, cam_boxes.CHOICES),
                                       ("maps", maps, MAP_SOURCES), ("merge", merge, MERGES)):
             if value not in choices:
@@ -57,7 +58,7 @@ class CamLocalization(Localization):
         if box == "dt_box" or self.jpeg_quality:
             require_cv2()
 
-    def settings(self):
+    def rule_settings(self):
         out = {"crops": 10, "scores": "softmax averaged over the 10 crops", "maps": self.maps, "box": self.rule,
                "iou_threshold": self.iou_threshold, "topk": self.topk, "iou": "inclusive, max over GT boxes of the class"}
         if self.maps == "crops":
