@@ -154,3 +154,13 @@ def test_text_reading_twenty_percent_of_max_largest_component():
     assert (row["box_x0"], row["box_y0"], row["box_x1"], row["box_y1"]) == (5, 5, 8, 8) and row["loc_correct_top1"]
     with pytest.raises(ValueError, match="box_choice='combined' needs box=dt_box"):
         CamLocalization(box="text", box_choice="combined")
+
+
+def test_stored_maps_cannot_feed_the_ten_crops():
+    from types import SimpleNamespace
+
+    from benchmark.metrics.cam_localization import CamLocalization
+
+    stored = SimpleNamespace(uses_samples=True, name="precomputed")
+    with pytest.raises(ValueError, match="'precomputed' reads stored maps"):
+        CamLocalization(jpeg_quality=0).prepare_batch([_sample((0, 0, 1, 1))], torch.zeros(1, 3, 8, 8), stored, None)

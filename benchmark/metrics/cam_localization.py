@@ -74,6 +74,9 @@ class CamLocalization(Localization):
 
     def prepare_batch(self, samples, images, method, prep):
         """Device: the 10-crop pass (and the full-image pass for ``maps: full``). Host: boxes and flags."""
+        if getattr(method, "uses_samples", False):
+            raise ValueError(f"localization_cam: method {method.name!r} reads stored maps per image and has none for "
+                             "the 10 crops; use metric localization")
         size = images.shape[-1]
         framer = Preprocess(frame_size(size), prep.mean, prep.std, "paper")
         frames = torch.stack([framer(s.image) for s in samples]).to(images.device)
