@@ -69,7 +69,10 @@ VGG16_GAP_CHECKPOINT ?= checkpoints/vgg16_gap.pt
 table1: install ## Table 1, ILSVRC 2012 val localization (DATA_ROOT=..., LAUNCHER=local|slurm); VGG16-GAP rows if its checkpoint exists
 	$(RUN) experiment=table1 $(ILSVRC) $(LAUNCH) $(ARGS)
 	$(RUN) experiment=table1_grabcut $(ILSVRC) $(LAUNCH) $(ARGS)
+	$(RUN) experiment=table1_cam $(ILSVRC) $(LAUNCH) $(ARGS)
+	$(RUN) experiment=table1_cam_backprop $(ILSVRC) $(LAUNCH) $(ARGS)
 	@if [ -f "$(VGG16_GAP_CHECKPOINT)" ]; then VGG16_GAP_CHECKPOINT=$(VGG16_GAP_CHECKPOINT) $(RUN) experiment=table1_vgg16_gap $(ILSVRC) $(LAUNCH) $(ARGS); \
+	VGG16_GAP_CHECKPOINT=$(VGG16_GAP_CHECKPOINT) $(RUN) experiment=table1_cam_vgg16_gap $(ILSVRC) $(LAUNCH) $(ARGS); \
 	else echo "table1: no $(VGG16_GAP_CHECKPOINT), VGG16-GAP rows skipped (make one: python -m benchmark.training.finetune vgg16_gap --help)"; fi
 	$(PY) -m benchmark.report
 
@@ -79,6 +82,7 @@ table2: install ## Table 2, rank correlation with occlusion on VOC 2007 val
 
 table3: install ## Table 3, Grad-CAM design choices and the layer sweeps on ILSVRC 2012 val
 	$(RUN) experiment=table3_ablations $(ILSVRC) $(LAUNCH) $(ARGS)
+	$(RUN) experiment=table3_ablations_10crop $(ILSVRC) $(LAUNCH) $(ARGS)
 	$(RUN) experiment=table3_layers_vgg16 $(ILSVRC) $(LAUNCH) $(ARGS)
 	$(RUN) experiment=table3_layers_resnet50 $(ILSVRC) $(LAUNCH) $(ARGS)
 	$(PY) -m benchmark.report

@@ -67,3 +67,34 @@ def test_max_iou_over_gt_boxes_and_no_box():
     assert max_iou((20, 20, 29, 29), gts) == 1.0
     assert max_iou(None, gts) == 0.0
     assert max_iou((0, 0, 1, 1), np.zeros((0, 4))) == 0.0
+
+
+def test_constant_positive_map_gives_no_box_under_every_rule():
+    # the old rule kept every pixel of a constant map (>= 15 % of its max) and returned the whole image
+    for normalization in ("max", "minmax"):
+        assert box_from_map(np.full((4, 6), 2.0), normalization=normalization) is None
+
+
+def test_minmax_threshold_is_min_plus_fifteen_percent_of_range():
+    # min -1, max 1: the cut is -1 + 0.15 * 2 = -0.7; under max it is 0.15 (negatives never pass)
+    m = np.full((3, 8), -1.0)
+    m[1, 0] = 1.0
+    m[1, 1:4] = -0.7  # exactly at the minmax cut: kept
+    m[1, 4] = -0.7001  # below: dropped
+    assert box_from_map(m, normalization="minmax") == (0, 1, 3, 1)
+    assert box_from_map(m, normalization="max") == (0, 1, 0, 1)
+
+
+def test_minmax_lets_negative_values_change_the_box_where_max_cannot():
+    # m and ReLU(m) give the same box under max; under minmax the negative plateau is above the cut
+    m = np.full((4, 4), -1.0)
+    m[0, 0] = 1.0
+    m[2:4, 0:4] = -0.5  # 8 pixels above the cut -0.7, not touching the peak
+    assert box_from_map(m, normalization="max") == box_from_map(np.maximum(m, 0), normalization="max") == (0, 0, 0, 0)
+    assert box_from_map(m, normalization="minmax") == (0, 2, 3, 3)
+    assert box_from_map(np.maximum(m, 0), normalization="minmax") == (0, 0, 0, 0)
+
+
+def test_unknown_normalization_is_an_error_naming_it():
+    with pytest.raises(ValueError, match="normalization='sum'"):
+        box_from_map(np.eye(3), normalization="sum")

@@ -44,7 +44,8 @@ def test_tiny_demo_end_to_end(tiny_synthetic, tmp_path):
     gc = summaries["toy_gap/grad_cam/synthetic_val"]
     assert gc["status"] == "finished" and gc["metrics"]["n_images"] == 6 and gc["layer"] == "features.16"
     assert gc["method_settings"] == {"layer": "features.16", "relu": True, "relu_at": "input", "grad_transform": "identity",
-                                     "pooling": "gap", "backward_relu": "standard", "counterfactual": False}
+                                     "pooling": "gap", "backward_relu": "standard", "counterfactual": False,
+                                     "align_corners": False}
     assert gc["git"].keys() == {"commit", "dirty"} and gc["versions"]["torch"]
     records = pd.read_parquet(runs / "toy_gap/grad_cam/synthetic_val/records.parquet")
     assert len(records) == 6 and records["image_id"].is_monotonic_increasing

@@ -214,7 +214,7 @@ def _pointing_classes(row, options: dict) -> set[int]:
 
 def expected_rows(config: dict, rows: pd.DataFrame) -> int:
     metric, options = config["metric"]["name"], config["metric"].get("options") or {}
-    if metric in ("localization", "occlusion_correlation"):  # one record per image
+    if metric in ("localization", "localization_cam", "occlusion_correlation"):  # one record per image
         return len(rows)
     if metric == "pointing":  # one per scored (image, class)
         return sum(len(_pointing_classes(row, options)) for _, row in rows.iterrows())

@@ -92,3 +92,17 @@ def test_grad_cam_boxes_equal_cam_boxes_on_toy_gap():
     # bilinear weights are non-negative, so upsample(ReLU(z)) >= ReLU(upsample(z)) everywhere,
     # strictly where a positive cell borders a negative one
     assert (layer >= gc - 1e-7).all() and (layer > gc + 1e-6).any()
+
+
+def test_align_corners_upsampling_by_hand():
+    # layer map [0.5, -0.5] (1x2) to width 4 with aligned corners samples x = 0, 1/3, 2/3, 1:
+    #   linear [0.5, 1/6, -1/6, -0.5]; input ReLU: [0.5, 1/6, 0, 0]; layer ReLU: upsample([0.5, 0]) = [0.5, 1/3, 1/6, 0]
+    model, info = _tiny()
+    x = torch.zeros(1, 3, 2, 4)
+    x[0, 0] = torch.tensor([[1.0, 1.0, -1.0, -1.0], [1.0, 1.0, -1.0, -1.0]])
+    ids = torch.tensor([0])
+    at_input = build_method("grad_cam", model, info, align_corners=True)(x, ids)[0]
+    at_layer = build_method("grad_cam", model, info, relu_at="layer", align_corners=True)(x, ids)[0]
+    assert torch.allclose(at_input, torch.tensor([0.5, 1 / 6, 0.0, 0.0]).expand(2, 4))
+    assert torch.allclose(at_layer, torch.tensor([0.5, 1 / 3, 1 / 6, 0.0]).expand(2, 4))
+    assert build_method("grad_cam", model, info, align_corners=True).settings()["align_corners"] is True

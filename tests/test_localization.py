@@ -2,6 +2,8 @@
 
 import numpy as np
 import pandas as pd
+import pytest
+import torch
 
 from benchmark.metrics.localization import Localization
 from benchmark.types import Sample
@@ -49,6 +51,36 @@ def test_degenerate_maps_are_flagged_and_fail():
         assert row["degenerate"]
     nan_row = Localization().score_one(_sample([[0, 0, 29, 19]]), 3, np.full((20, 30), np.nan), np.array([3, 0, 1, 2, 4]))
     assert not nan_row["has_box"] and not nan_row["loc_correct_top1"]
+
+
+def test_constant_map_has_no_box_and_fails_even_when_its_box_would_hit():
+    # a constant positive map used to give the whole-image box: IoU 1 with a whole-image GT box
+    for options in ({}, {"normalization": "minmax"}):
+        row = Localization(**options).score_one(_sample([[0, 0, 29, 19]]), 3, np.full((20, 30), 2.0),
+                                                np.array([3, 0, 1, 2, 4]))
+        assert row["degenerate"] and not row["has_box"] and row["iou"] == 0.0
+        assert not row["loc_correct_top1"] and not row["gt_known_correct"]
+
+
+def test_normalization_and_align_corners_are_recorded_and_checked():
+    s = Localization(normalization="minmax", align_corners=True).settings()
+    assert s["normalization"] == "minmax" and s["align_corners"] is True
+    assert Localization().settings()["normalization"] == "max" and Localization().settings()["align_corners"] is False
+    with pytest.raises(ValueError, match="normalization='l2'"):
+        Localization(normalization="l2")
+    with pytest.raises(ValueError, match="align_corners"):
+        Localization(align_corners="yes")
+
+
+def test_align_corners_of_the_resize_to_the_original_size():
+    from benchmark.data.transforms import Preprocess
+
+    prep = Preprocess(size=2, mean=(0, 0, 0), std=(1, 1, 1))
+    m = torch.tensor([[[0.0, 1.0], [0.0, 1.0]]])
+    # 2 -> 4 columns. aligned corners: 0, 1/3, 2/3, 1; half-pixel: 0, 0.25, 0.75, 1
+    aligned = prep.to_original(m, (1, 4), align_corners=True)[0, 0].tolist()
+    half = prep.to_original(m, (1, 4))[0, 0].tolist()
+    assert aligned == pytest.approx([0, 1 / 3, 2 / 3, 1]) and half == pytest.approx([0, 0.25, 0.75, 1])
 
 
 def test_aggregate_pools_over_images_and_reports_blacklist_variant():

@@ -142,4 +142,54 @@ def test_table1_row_of_a_sharded_run_is_recomputed_over_both_shards(tmp_path, ca
     md = (tmp_path / "tables" / "table1_localization.md").read_text()
     (line,) = [x for x in md.splitlines() if x.startswith("| vgg16 | grad_cam |")]
     assert line.startswith("| vgg16 | grad_cam | ilsvrc2012_val | 40.00 | 20.00 | 60.00 | 40.00 | 60.00 |")
-    assert line.endswith("| [23.1, 88.2] | 56.51 | 46.41 | 3.49 | -6.41 |")
+    assert line.endswith("| [23.1, 88.2] | 56.51 | 46.41 | t1_vgg16_grad_cam | 3.49 | -6.41 |")
+
+
+# --- protocol cards, blacklist-consistent comparison, normalization column ---------------------------------------
+
+def test_published_numbers_carry_their_card_and_its_summary_in_the_notes(tmp_path):
+    from benchmark.report.cards import load_cards
+    from benchmark.report.tables import table_notes
+
+    _summary(tmp_path, "table1", "vgg16", "grad_cam", {"loc_err_top1": 55.0, "loc_err_top5": 45.0, "n_images": 10})
+    spec = next(s for s in SPECS if s.name == "table1_localization")
+    table = build(spec, collect(tmp_path))
+    cols = list(table.columns)
+    assert cols.index("card") == cols.index("loc err top-5 (paper)") + 1  # beside the published numbers
+    row = table.set_index(["model", "method"]).loc[("vgg16", "grad_cam")]
+    assert row["card"] == "t1_vgg16_grad_cam"
+    notes = table_notes(spec, table)
+    assert f"card `t1_vgg16_grad_cam`: {load_cards()['t1_vgg16_grad_cam']['summary']}" in notes
+    assert sum(n.startswith("card `") for n in notes) == table["card"].nunique()
+
+
+def test_blacklist_flagged_runs_compare_the_devkit_figure_with_the_paper(tmp_path):
+    from benchmark.report.tables import BLACKLIST_NOTE, table_notes
+
+    _summary(tmp_path, "table1", "vgg16", "grad_cam", {"loc_err_top1": 55.0, "loc_err_top5": 45.0, "n_images": 10,
+                                                       "loc_err_top1_no_blacklist": 50.0, "loc_err_top5_no_blacklist": 40.0})
+    _summary(tmp_path, "table1", "alexnet", "grad_cam", {"loc_err_top1": 70.0, "loc_err_top5": 60.0, "n_images": 10})
+    spec = next(s for s in SPECS if s.name == "table1_localization")
+    table = build(spec, collect(tmp_path))
+    rows = table.set_index(["model", "method"])
+    vgg, alex = rows.loc[("vgg16", "grad_cam")], rows.loc[("alexnet", "grad_cam")]
+    assert vgg["loc err top-1"] == 55.0 and vgg["loc err top-1 devkit"] == 50.0
+    assert math.isclose(vgg["loc err top-1 Δ"], 50.0 - 56.51) and math.isclose(vgg["loc err top-5 Δ"], 40.0 - 46.41)
+    assert alex["loc err top-1 devkit"] == 70.0 and math.isclose(alex["loc err top-1 Δ"], 70.0 - 68.3)  # none flagged
+    assert BLACKLIST_NOTE in table_notes(spec, table)
+    # without a flagged blacklist there is no devkit column and no note
+    plain = build(spec, collect(tmp_path).drop(columns=["loc_err_top1_no_blacklist", "loc_err_top5_no_blacklist"]))
+    assert "loc err top-1 devkit" not in plain and BLACKLIST_NOTE not in table_notes(spec, plain)
+
+
+def test_demo_ablations_show_both_normalizations_and_no_difference_column(tmp_path):
+    for experiment, normalization, err in (("demo_ablations", "max", 27.0), ("demo_ablations_minmax", "minmax", 73.0)):
+        _summary(tmp_path, experiment, "toy_vgg", "grad_cam_no_relu", {"loc_err_top1": err, "n_images": 500})
+        path = next((tmp_path / "runs" / experiment).glob("**/summary.json"))
+        path.write_text(path.read_text()[:-1] + f', "protocol": {{"normalization": "{normalization}"}}}}')
+    spec = next(s for s in SPECS if s.name == "demo_ablations")
+    table = build(spec, collect(tmp_path))
+    assert not any("Δ" in c for c in table.columns)
+    ours = table[table["loc err top-1"].notna()].set_index("normalization")
+    assert ours.loc["max", "loc err top-1"] == 27.0 and ours.loc["minmax", "loc err top-1"] == 73.0
+    assert (ours["loc err top-1 (paper)"] == 74.98).all() and (ours["card"] == "t3_vgg16_ablations").all()

@@ -8,7 +8,8 @@
   it needs a model that accepts any size (global or adaptive pooling) and one image per batch.
 
 Maps are evaluated at the original resolution: ``to_original`` resizes a ``[K, S, S]`` map
-bilinearly (``align_corners=False``) to ``H x W``; for ``center_crop`` the map is first placed
+bilinearly (``align_corners=False`` by default; ``True`` is the convention of Torch7's
+``image.scale``) to ``H x W``; for ``center_crop`` the map is first placed
 at its crop position in the resized frame, and the cropped-away border, where the model saw
 nothing, gets the value 0 (no evidence).
 """
@@ -59,7 +60,7 @@ class Preprocess:
         std = torch.tensor(self.std).view(3, 1, 1)
         return (x - mean) / std
 
-    def to_original(self, maps: torch.Tensor, orig_hw: tuple[int, int]) -> torch.Tensor:
+    def to_original(self, maps: torch.Tensor, orig_hw: tuple[int, int], align_corners: bool = False) -> torch.Tensor:
         """``[K, S, S]`` input-resolution maps -> ``[K, H, W]`` at the original resolution."""
         h, w = orig_hw
         maps = maps.float()
@@ -69,7 +70,7 @@ class Preprocess:
             frame = maps.new_zeros(maps.shape[0], rh, rw)
             frame[:, top:top + self.size, left:left + self.size] = maps
             maps = frame
-        return F.interpolate(maps[None], size=(h, w), mode="bilinear", align_corners=False)[0]
+        return F.interpolate(maps[None], size=(h, w), mode="bilinear", align_corners=bool(align_corners))[0]
 
     def boxes_to_input(self, boxes_xyxy: np.ndarray, orig_hw: tuple[int, int]) -> np.ndarray:
         """Map original-resolution inclusive boxes into input coordinates (clipped to the input).

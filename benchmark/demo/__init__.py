@@ -22,8 +22,8 @@ import benchmark.run  # noqa: F401  (registers the config schemas and the shard_
 from benchmark.models.base import CONF_DIR
 from benchmark.runs.identity import job_state
 
-EXPERIMENTS = ("demo", "demo_grabcut", "demo_ablations", "demo_layers", "demo_pointing", "demo_pointing_torchray",
-               "demo_pointing_modified", "demo_occlusion")
+EXPERIMENTS = ("demo", "demo_grabcut", "demo_ablations", "demo_ablations_minmax", "demo_cam_protocol", "demo_layers",
+               "demo_pointing", "demo_pointing_torchray", "demo_pointing_modified", "demo_occlusion")
 
 
 def sweep_jobs(experiment: str, overrides: list[str]) -> list[list[str]]:

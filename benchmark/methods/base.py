@@ -75,13 +75,14 @@ def for_samples(method, samples):
     return method.bind_samples(samples)
 
 
-def upsample(maps: torch.Tensor, size_hw: tuple[int, int]) -> torch.Tensor:
-    """Bilinear (``align_corners=False``) resize of ``[B, K, h, w]`` maps to ``size_hw``."""
+def upsample(maps: torch.Tensor, size_hw: tuple[int, int], align_corners: bool = False) -> torch.Tensor:
+    """Bilinear resize of ``[B, K, h, w]`` maps to ``size_hw`` (``align_corners=True``: Torch7's
+    ``image.scale`` convention, corner cells on corner pixels)."""
     if tuple(maps.shape[-2:]) == tuple(size_hw):
         return maps.float()
     b, k = maps.shape[:2]
     out = F.interpolate(maps.reshape(b * k, 1, *maps.shape[-2:]).float(), size=size_hw,
-                        mode="bilinear", align_corners=False)
+                        mode="bilinear", align_corners=bool(align_corners))
     return out.reshape(b, k, *size_hw)
 
 

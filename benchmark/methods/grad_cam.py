@@ -18,6 +18,8 @@ equivalence behind the paper's identical GoogLeNet Grad-CAM and CAM rows in Tabl
 resize to the original resolution can still differ where an input pixel above the threshold
 borders a negative one. With ``layer``, a cell above the threshold next to a negative cell is
 interpolated against 0 instead of the negative value, which widens the segment by up to a cell.
+``align_corners`` picks the upsampling grid: ``False`` (default, PyTorch's half-pixel convention)
+or ``True`` (corner cells on corner pixels, as Torch7's ``image.scale`` in the released code).
 """
 
 from __future__ import annotations
@@ -39,7 +41,7 @@ class GradCAM(SaliencyMethod):
     def __init__(self, model, info, layer=None, relu: bool = True, grad_transform: str = "identity",
                  pooling: str = "gap", backward_relu: str = "standard", counterfactual: bool = False,
                  relu_at: str = "input", channels_last: bool = False, trunk_precision: str = "float32",
-                 fold_batchnorm: bool = False):
+                 fold_batchnorm: bool = False, align_corners: bool = False):
         super().__init__(model, info)
         layer = layer or info.layers.get("gradcam")
         if not layer:
@@ -51,14 +53,15 @@ class GradCAM(SaliencyMethod):
         if relu_at not in RELU_AT:
             raise ValueError(f"grad_cam: relu_at={relu_at!r}; expected one of {RELU_AT}")
         self.layer, self.relu, self.grad_transform, self.relu_at = layer, relu, grad_transform, relu_at
-        self.pooling, self.counterfactual = pooling, counterfactual
+        self.pooling, self.counterfactual, self.align_corners = pooling, counterfactual, bool(align_corners)
         self.fast = FastPath(model, channels_last, trunk_precision, layer, self.name, fold_batchnorm)
         self.backprop = Backprop(self.fast.model, layer, backward_relu)
 
     def settings(self) -> dict:
         """The options that define the map (written into each run's summary)."""
         return {"layer": self.layer, "relu": self.relu, "relu_at": self.relu_at, "grad_transform": self.grad_transform,
-                "pooling": self.pooling, "backward_relu": self.backprop.rule, "counterfactual": self.counterfactual}
+                "pooling": self.pooling, "backward_relu": self.backprop.rule, "counterfactual": self.counterfactual,
+                "align_corners": self.align_corners}
 
     def layer_maps(self, images: torch.Tensor, class_ids: torch.Tensor, rectify: bool = True):
         """Layer-resolution maps ``[B, K, h, w]`` (before upsampling; ReLU'd if ``relu`` and
@@ -79,7 +82,7 @@ class GradCAM(SaliencyMethod):
     def _explain(self, images, class_ids):
         at_input = self.relu and self.relu_at == "input"
         cam, logits = self.layer_maps(images, class_ids, rectify=not at_input)
-        maps = upsample(cam, tuple(images.shape[-2:]))
+        maps = upsample(cam, tuple(images.shape[-2:]), self.align_corners)
         return Explanation(maps=maps.clamp_min(0) if at_input else maps, logits=logits)
 
 

@@ -3,7 +3,8 @@
 Conventions: maps are ``[H, W]`` at the original image resolution; boxes are ``(x0, y0, x1, y1)``
 0-based inclusive pixel indices, so a box's width is ``x1 - x0 + 1`` (the ILSVRC devkit rule).
 
-Two box rules: ``box_from_map`` (the Grad-CAM paper's: threshold at 15 % of the maximum) and
+Two box rules: ``box_from_map`` (the Grad-CAM paper's: threshold at 15 % of the maximum, or of the
+range above the minimum under ``minmax`` normalization) and
 ``box_from_grabcut`` (Simonyan et al.'s GrabCut post-processing for pixel-space maps, which the
 Grad-CAM paper's Backprop row used; needs OpenCV, the ``grabcut`` extra).
 """
@@ -16,22 +17,36 @@ from scipy import ndimage
 EIGHT_CONNECTED = np.ones((3, 3), dtype=bool)
 
 
-def box_from_map(saliency: np.ndarray, threshold: float = 0.15) -> tuple[int, int, int, int] | None:
-    """Box of the largest 8-connected segment of ``saliency >= threshold * max(saliency)``.
+NORMALIZATIONS = ("max", "minmax")
 
-    Returns ``None`` (no box: a localization failure) when the map has a non-finite value or
-    ``max <= 0``. Ties between equally large segments go to the lowest label, i.e. the segment
-    whose first pixel comes first in raster (row-major) order.
+
+def box_from_map(saliency: np.ndarray, threshold: float = 0.15,
+                 normalization: str = "max") -> tuple[int, int, int, int] | None:
+    """Box of the largest 8-connected segment of the map thresholded at a fraction of its scale.
+
+    ``max`` (default): keep ``saliency >= threshold * max``, so a negative pixel never passes and
+    ``m`` and ``ReLU(m)`` give the same box. ``minmax``: keep ``saliency >= min + threshold * (max -
+    min)``, the rule after the min-max rescaling of the authors' Torch display code
+    (``image.toDisplayTensor``), pytorch-grad-cam's ``scale_cam_image`` and wsolevaluation's
+    ``normalize_scoremap``; there negative values move the cut.
+
+    Returns ``None`` (no box: a localization failure) when the map has a non-finite value, is
+    constant (no location to read: a whole-image box would otherwise score as a find) or has
+    ``max <= 0``, under both normalizations. Ties between equally large segments go to the lowest
+    label, i.e. the segment whose first pixel comes first in raster (row-major) order.
     """
+    if normalization not in NORMALIZATIONS:
+        raise ValueError(f"box_from_map: normalization={normalization!r}; expected one of {NORMALIZATIONS}")
     saliency = np.asarray(saliency)
     if saliency.ndim != 2:
         raise ValueError(f"box_from_map: expected a [H, W] map, got shape {saliency.shape}")
     if saliency.size == 0 or not np.all(np.isfinite(saliency)):
         return None
-    peak = saliency.max()
-    if peak <= 0:
+    peak, floor = saliency.max(), saliency.min()
+    if peak <= 0 or peak == floor:
         return None
-    return largest_component_box(saliency >= threshold * peak)
+    cut = threshold * peak if normalization == "max" else floor + threshold * (peak - floor)
+    return largest_component_box(saliency >= cut)
 
 
 def largest_component_box(binary: np.ndarray) -> tuple[int, int, int, int] | None:

@@ -7,6 +7,13 @@ ILSVRC devkit rule: guess j of the top-k is correct iff it is the GT class and t
 for it has IoU >= 0.5; since only the GT class can be correct, only its map is ever computed.
 GT-known localization uses the same box regardless of the prediction.
 
+Protocol settings of the threshold rule: ``normalization`` (``max``, the default: 15 % of the
+maximum; ``minmax``: min + 15 % of the range, the reading of the authors' Torch display code and
+the only one under which a map's negative values matter, e.g. Table 3's no-ReLU row) and
+``align_corners`` of the bilinear resize to the original size (default ``False``). Both are
+written into each summary's ``protocol``. ``maxboxacc: true`` adds MaxBoxAcc and MaxBoxAccV2 (Choe
+et al., CVPR 2020; ``maxboxacc.py``) computed from the same original-size maps.
+
 ``box: grabcut`` replaces the threshold rule by Simonyan et al.'s GrabCut post-processing (the
 protocol of the Grad-CAM paper's Backprop row; ``boxes.box_from_grabcut``: seeds above the
 ``grabcut_fg_percentile`` (95) and below the ``grabcut_bg_percentile`` (30) of the map,
@@ -22,13 +29,17 @@ import pandas as pd
 
 from benchmark.metrics.base import METRICS, Metric
 from benchmark.metrics.boxes import (GRABCUT_BG_PERCENTILE, GRABCUT_FG_PERCENTILE, GRABCUT_ITERATIONS,
-                                     box_from_grabcut, box_from_map, max_iou, require_cv2)
+                                     NORMALIZATIONS, box_from_grabcut, box_from_map, max_iou, require_cv2)
+from benchmark.metrics.maxboxacc import STEP, aggregate_hits, hit_strings
 from benchmark.types import is_degenerate
 
 THRESHOLD = 0.15
 IOU_THRESHOLD = 0.5
 TOPK = 5
 BOX_RULES = ("threshold", "grabcut")
+MAXBOXACC_SETTINGS = {"maxboxacc": True, "maxboxacc_step": STEP, "maxboxacc_iou": [0.3, 0.5, 0.7],
+                      "maxboxacc_map": "min-max normalized, 8-bit, original resolution"}
+RULE_BOX = object()  # score_one's default: the box of the configured rule
 
 
 class Localization(Metric):
@@ -37,7 +48,15 @@ class Localization(Metric):
 
     def __init__(self, threshold: float = THRESHOLD, iou_threshold: float = IOU_THRESHOLD, topk: int = TOPK,
                  box: str = "threshold", grabcut_fg_percentile: float = GRABCUT_FG_PERCENTILE,
-                 grabcut_bg_percentile: float = GRABCUT_BG_PERCENTILE, grabcut_iterations: int = GRABCUT_ITERATIONS):
+                 grabcut_bg_percentile: float = GRABCUT_BG_PERCENTILE, grabcut_iterations: int = GRABCUT_ITERATIONS,
+                 normalization: str = "max", align_corners: bool = False, maxboxacc: bool = False):
+        if normalization not in NORMALIZATIONS:
+            raise ValueError(f"localization: normalization={normalization!r}; expected one of {NORMALIZATIONS}")
+        if not isinstance(align_corners, bool):
+            raise ValueError(f"localization: align_corners={align_corners!r}; expected true or false")
+        if not isinstance(maxboxacc, bool):
+            raise ValueError(f"localization: maxboxacc={maxboxacc!r}; expected true or false")
+        self.normalization, self.align_corners, self.maxboxacc = normalization, align_corners, maxboxacc
         self.threshold, self.iou_threshold, self.topk = float(threshold), float(iou_threshold), int(topk)
         if box not in BOX_RULES:
             raise ValueError(f"localization: box={box!r}; expected one of {BOX_RULES}")
@@ -52,10 +71,14 @@ class Localization(Metric):
             require_cv2()  # fail before the run starts, with the install command
 
     def settings(self):
+        return {**self.rule_settings(), **(MAXBOXACC_SETTINGS if self.maxboxacc else {})}
+
+    def rule_settings(self):
         common = {"iou_threshold": self.iou_threshold, "topk": self.topk, "box": self.box,
-                  "iou": "inclusive, max over GT boxes of the class"}
+                  "iou": "inclusive, max over GT boxes of the class", "align_corners": self.align_corners}
         if self.box == "threshold":
-            return {"threshold": self.threshold, **common, "connectivity": 8, "segment": "largest"}
+            return {"threshold": self.threshold, "normalization": self.normalization, **common, "connectivity": 8,
+                    "segment": "largest"}
         return {**common, **{f"grabcut_{k}": v for k, v in self.grabcut.items()},
                 "grabcut_seeds": "GC_FGD > fg percentile, GC_BGD < bg percentile, others GC_PR_BGD",
                 "connectivity": 8, "segment": "largest GrabCut foreground component"}
@@ -65,7 +88,7 @@ class Localization(Metric):
         if self.box == "grabcut":
             return box_from_grabcut(saliency, image, self.grabcut["fg_percentile"], self.grabcut["bg_percentile"],
                                     self.grabcut["iterations"])
-        return box_from_map(saliency, self.threshold)
+        return box_from_map(saliency, self.threshold, self.normalization)
 
     def score_batch(self, samples, images, method, prep):
         return self.prepare_batch(samples, images, method, prep)()
@@ -82,14 +105,18 @@ class Localization(Metric):
         maps = ex.maps.detach().cpu()
 
         def finish():
-            return [self.score_one(sample, int(gt[i]), prep.to_original(maps[i], sample.orig_size_hw)[0].numpy(), top[i])
+            return [self.score_one(sample, int(gt[i]), self.to_original(prep, maps[i], sample), top[i])
                     for i, sample in enumerate(samples)]
 
         return finish
 
-    def score_one(self, sample, class_id: int, saliency: np.ndarray, top: np.ndarray) -> dict:
-        """Record for one image: classification, box, IoU and the devkit's correctness flags."""
-        box = self.box_of(saliency, sample.image)
+    def to_original(self, prep, maps, sample) -> np.ndarray:
+        """The first of ``maps [K, S, S]`` resized to the sample's original ``[H, W]``."""
+        return prep.to_original(maps, sample.orig_size_hw, self.align_corners)[0].numpy()
+
+    def score_one(self, sample, class_id: int, saliency: np.ndarray, top: np.ndarray, box=RULE_BOX) -> dict:
+        """Record for one image: classification, box (the rule's unless given), IoU and the devkit's flags."""
+        box = self.box_of(saliency, sample.image) if box is RULE_BOX else box
         iou = max_iou(box, sample.boxes_of(class_id))
         gt_known = iou >= self.iou_threshold
         cls1, cls5 = bool(top[0] == class_id), bool(class_id in top)
@@ -105,11 +132,12 @@ class Localization(Metric):
             "gt_known_correct": bool(gt_known), "loc_correct_top1": bool(cls1 and gt_known),
             "loc_correct_top5": bool(cls5 and gt_known), "degenerate": is_degenerate(saliency),
             "blacklisted": bool(sample.blacklisted),
+            **(hit_strings(saliency, sample.boxes_of(class_id)) if self.maxboxacc else {}),
         }
 
     def aggregate(self, records: pd.DataFrame) -> dict:
         """Errors in % pooled over images; also without blacklisted images when any are flagged."""
-        out = _rates(records)
+        out = {**_rates(records), **aggregate_hits(records)}
         if "blacklisted" in records and records["blacklisted"].any():
             out.update({f"{k}_no_blacklist": v for k, v in _rates(records[~records["blacklisted"]]).items()})
         return out

@@ -11,7 +11,7 @@ import argparse
 from pathlib import Path
 
 from benchmark.report.specs import SPECS, extra_outputs
-from benchmark.report.tables import build, collect, to_markdown, write_table
+from benchmark.report.tables import build, collect, table_notes, to_markdown, write_table
 from benchmark.runs.merge import merge_all
 
 
@@ -33,8 +33,9 @@ def main(argv: list[str] | None = None) -> None:
         if not len(frame) or not frame["experiment"].isin(spec.experiments).any():
             continue
         table = build(spec, frame)
-        write_table(table, out, spec.name, spec.title, spec.notes)
-        print(to_markdown(table, spec.title, spec.notes))
+        notes = table_notes(spec, table)
+        write_table(table, out, spec.name, spec.title, notes)
+        print(to_markdown(table, spec.title, notes))
         written.append(out / f"{spec.name}.md")
     written += extra_outputs(frame, out, args.experiment, results)
     print("tables written: " + (", ".join(map(str, written)) or "none (no finished runs)"))

@@ -37,7 +37,7 @@ class TableSpec:
     name: str
     title: str
     experiments: tuple[str, ...]
-    metric: str
+    metric: str | tuple[str, ...]
     columns: dict[str, str]
     reference: str | None = None
     keys: tuple[str, ...] = ("model", "method")
@@ -45,6 +45,8 @@ class TableSpec:
     counts: dict[str, str] = field(default_factory=lambda: {"n_images": "n images", "n_degenerate": "degenerate"})
     interval: str | None = "loc_err_top1"
     notes: tuple[str, ...] = ()
+    extra: tuple[str, ...] = ()  # protocol columns shown after the keys (e.g. normalization)
+    difference: bool = True  # a Δ column per compared number (not for toy numbers beside published ones)
 
 
 def collect(results_root: Path, experiment: str | None = None) -> pd.DataFrame:
@@ -58,7 +60,9 @@ def collect(results_root: Path, experiment: str | None = None) -> pd.DataFrame:
         summary = json.loads(path.read_text())
         row = {"experiment": summary.get("config", {}).get("experiment_name"), "model": summary.get("model"),
                "method": summary.get("method"), "dataset": summary.get("dataset"),
-               "metric": summary.get("metric"), "status": summary.get("status"), "path": str(path.parent)}
+               "metric": summary.get("metric"), "status": summary.get("status"), "path": str(path.parent),
+               "normalization": summary.get("protocol", {}).get("normalization"),
+               "crops": summary.get("protocol", {}).get("crops", 1)}
         row.update(summary.get("metrics", {}))
         rows.append(row)
     return pd.DataFrame(rows, columns=["experiment", "model", "method", "dataset", "metric", "status", "path"]
@@ -85,23 +89,30 @@ def wilson(rate_percent: float, n: int, z: float = 1.959964) -> tuple[float, flo
 
 def build(spec: TableSpec, frame: pd.DataFrame, reference_dir: Path = REFERENCE_DIR) -> pd.DataFrame:
     """The table of ``spec``: our columns, published columns and differences, counts, interval."""
-    ours = frame[frame["experiment"].isin(spec.experiments) & (frame["metric"] == spec.metric)
+    metrics = (spec.metric,) if isinstance(spec.metric, str) else spec.metric
+    ours = frame[frame["experiment"].isin(spec.experiments) & frame["metric"].isin(metrics)
                  & (frame["status"] == "finished")] if len(frame) else frame
-    keep = [*dict.fromkeys(["model", "method", "dataset", *spec.keys])]
+    keep = [*dict.fromkeys(["model", "method", "dataset", *spec.keys, *spec.extra])]
     data = {c: ours[c] if c in ours else pd.Series(dtype=float) for c in [*spec.columns, *spec.counts]}
     table = pd.concat([ours[keep].reset_index(drop=True) if len(ours) else pd.DataFrame(columns=keep),
                        pd.DataFrame(data).reset_index(drop=True)], axis=1)
     if spec.interval and spec.interval in table and "n_images" in table:
         bounds = [wilson(r, n) for r, n in zip(table[spec.interval], table["n_images"])]
         table[f"{spec.interval} 95% CI"] = [f"[{lo:.1f}, {hi:.1f}]" if not math.isnan(lo) else None for lo, hi in bounds]
+    devkit = [c for c in spec.compare if f"{c}_no_blacklist" in ours and ours[f"{c}_no_blacklist"].notna().any()]
+    for c in devkit:  # blacklist flagged: the devkit figure (blacklisted images removed) is the one compared
+        table[f"{c} devkit"] = ours[f"{c}_no_blacklist"].fillna(ours[c]).reset_index(drop=True)
     if spec.reference:
         ref = pd.read_csv(reference_dir / spec.reference)
         ref_cols = [c for c in spec.compare if c in ref]
-        ref = ref[[*spec.keys, *ref_cols]].rename(columns={c: f"{c} (paper)" for c in ref_cols})
+        card = ["card"] if "card" in ref else []
+        ref = ref[[*spec.keys, *ref_cols, *card]].rename(columns={c: f"{c} (paper)" for c in ref_cols})
         table = table.merge(ref, on=list(spec.keys), how="outer")
-        for c in ref_cols:
-            table[f"{c} Δ"] = table[c] - table[f"{c} (paper)"] if c in table else float("nan")
-    table = table.sort_values(["model", "method"], key=lambda s: _method_key(s) if s.name == "method" else s.astype(str))
+        for c in ref_cols if spec.difference else ():
+            ours_c = f"{c} devkit" if c in devkit else c
+            table[f"{c} Δ"] = table[ours_c] - table[f"{c} (paper)"] if ours_c in table else float("nan")
+    order = ["model", *spec.extra, "method"]
+    table = table.sort_values(order, key=lambda s: _method_key(s) if s.name == "method" else s.astype(str))
     for c in spec.counts:  # counts print as integers (a missing one as a dash)
         if c in table:
             table[c] = pd.to_numeric(table[c], errors="coerce").round().astype("Int64")
@@ -110,9 +121,26 @@ def build(spec: TableSpec, frame: pd.DataFrame, reference_dir: Path = REFERENCE_
     for c in spec.compare:
         renamed[f"{c} (paper)"] = f"{labels[c]} (paper)"
         renamed[f"{c} Δ"] = f"{labels[c]} Δ"
+        renamed[f"{c} devkit"] = f"{labels[c]} devkit"
     if spec.interval in labels:
         renamed[f"{spec.interval} 95% CI"] = f"{labels[spec.interval]} 95% CI"
     return table.rename(columns=renamed).reset_index(drop=True)
+
+
+BLACKLIST_NOTE = ("'devkit' columns: blacklisted images removed from the denominator, as the ILSVRC devkit and "
+                  "CAM's evaluation count them; the published numbers are compared with these.")
+
+
+def table_notes(spec: TableSpec, table: pd.DataFrame) -> list[str]:
+    """The spec's notes, the blacklist note when a devkit column is shown, and one line per protocol card."""
+    from benchmark.report.cards import card_notes
+
+    notes = list(spec.notes)
+    if any(str(c).endswith(" devkit") for c in table.columns):
+        notes.append(BLACKLIST_NOTE)
+    if "card" in table:
+        notes += card_notes(table["card"])
+    return notes
 
 
 def _cell(value) -> str:
