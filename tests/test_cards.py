@@ -9,13 +9,15 @@ from benchmark.models.base import CONF_DIR
 from benchmark.report.tables import REFERENCE_DIR
 
 # Reference CSVs whose rows must name a card (extend the list when a CSV gains its `card` column).
-REQUIRED_CSVS = ["table1_localization.csv", "table1_reproduction.csv", "table3_ablations.csv"]
+REQUIRED_CSVS = ["table1_localization.csv", "table1_reproduction.csv", "table3_ablations.csv", "pointing.csv",
+                 "pointing_modified.csv", "table2_occlusion.csv"]
 
 
 def _experiment_names() -> set[str]:
+    """What a card may name: an experiment file (``experiment=<stem>``) or the experiment_name it writes."""
     names = set()
     for path in (CONF_DIR / "experiment").glob("*.yaml"):
-        names.add(yaml.safe_load(path.read_text()).get("experiment_name", path.stem))
+        names |= {path.stem, yaml.safe_load(path.read_text()).get("experiment_name", path.stem)}
     return names
 
 
