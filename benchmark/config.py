@@ -47,6 +47,9 @@ class DatasetConfig:
     limit: Optional[int] = None
     generate: Optional[str] = None  # "synthetic": made on first use
     region: str = "boxes"  # boxes (ILSVRC, VOC) | masks (COCO)
+    # manifest classes -> model outputs when they differ: "model" (by name/id) or a YAML/JSON file
+    # {manifest class name: model class name or output index}; null: they must be the same lists
+    class_map: Optional[str] = None
 
 
 @dataclass
