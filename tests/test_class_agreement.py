@@ -127,13 +127,13 @@ def test_class_lists_are_compared_by_index_and_may_repeat_a_name():
     assert check_classes({"wnids": ["pottedplant", "tvmonitor"]}, info, "meta.json") is None
 
 
-def test_model_without_class_names_is_checked_by_count_with_a_warning(caplog):
+def test_model_without_class_names_is_assumed_in_index_order_with_a_warning(caplog):
     meta = {"wnids": [f"n{i}" for i in range(10)], "class_names": [f"c{i}" for i in range(10)]}
     with caplog.at_level(logging.WARNING):
-        assert check_classes(meta, ModelInfo(name="m", num_classes=10), "meta.json") is None
+        assert check_classes(meta, ModelInfo(name="m", num_classes=20), "meta.json") is None
     assert "has no class names" in caplog.text and "index order" in caplog.text
-    with pytest.raises(ClassMismatchError, match="10 classes .* model 'm' has 20 outputs and no class names"):
-        check_classes(meta, ModelInfo(name="m", num_classes=20), "meta.json")
+    with pytest.raises(ClassMismatchError, match="has no class names to map to"):
+        check_classes(meta, ModelInfo(name="m", num_classes=20), "meta.json", "model")
 
 
 def test_voc_prep_accepts_a_class_list_with_repeated_names(tmp_path):

@@ -13,8 +13,8 @@ order, so a list may hold the same name twice (ImageNet's two ``crane`` and ``ma
 
 Manifest classes that no image uses may stay unmapped; a used one is an error naming it.
 A model without class names (random weights with a custom head, a checkpoint without its
-``.json``) cannot be checked by meaning: its output count must equal the manifest's class count,
-and a warning says that agreement is assumed by index.
+``.json``) cannot be checked by meaning: a warning says that agreement is assumed by index, and
+only the index range is checked (every manifest class index must be one of the model's outputs).
 """
 
 from __future__ import annotations
@@ -83,12 +83,7 @@ def check_classes(meta: dict, info, where: str, class_map: str | None = None, us
     if class_map:
         return _mapping(m_ids, m_names, info, where, class_map, used)
     known = bool(info.class_names or getattr(info, "class_ids", None))
-    if not known:
-        if len(m_names) != info.num_classes:
-            raise ClassMismatchError(
-                f"{where}: the manifest has {len(m_names)} classes ({m_names[:SHOWN]}...), model {info.name!r} has "
-                f"{info.num_classes} outputs and no class names. Use a dataset made for this model, or set "
-                f"dataset.class_map=FILE (a YAML/JSON file: manifest class name -> model output index)")
+    if not known:  # nothing to compare: only the index range is checked (by the caller)
         log.warning("model %r has no class names: the %d manifest classes of %s are assumed to be its outputs "
                     "in index order (give the model class names to have this checked)", info.name, len(m_names), where)
         return None
