@@ -49,6 +49,9 @@ class DatasetConfig:
     generate: Optional[str] = None  # "synthetic": made on first use
     region: str = "boxes"  # boxes (ILSVRC, VOC) | masks (COCO)
     parts: List[str] = field(default_factory=list)  # the splits a union split is made of (voc2007_trainval)
+    # manifest classes -> model outputs when they differ: "model" (by name/id) or a YAML/JSON file
+    # {manifest class name: model class name or output index}; null: they must be the same lists
+    class_map: Optional[str] = None
 
 
 @dataclass

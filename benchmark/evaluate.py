@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from benchmark.data.classes import check_classes
 from benchmark.data.manifest import ManifestError
 from benchmark.data.readers import ManifestDataset
 from benchmark.data.transforms import Preprocess
@@ -88,7 +89,7 @@ def _collate(items):
 
 
 def ensure_dataset(dataset_cfg: dict) -> None:
-    """Generate the embedded synthetic data when a dataset asks for it and it is missing."""
+    """Generate the embedded synthetic data or the shipped real photos when a dataset asks for it and it is missing."""
     kind, root = dataset_cfg.get("generate"), Path(dataset_cfg["root"])
     if kind == "synthetic" and not (root / "manifest.parquet").is_file():
         from data_prep.synthetic import generate
@@ -98,14 +99,26 @@ def ensure_dataset(dataset_cfg: dict) -> None:
         from data_prep.synthetic_multi import ensure_synthetic_multi
 
         ensure_synthetic_multi(root)
+    elif kind == "real_photos" and not (root / "manifest.parquet").is_file():
+        from data_prep.real_photos import prepare
+
+        prepare(root.parent)
 
 
 class ConfigError(ValueError):
     """A config value or the inputs it names do not fit; the message names the field and what is expected."""
 
 
-def _check_inputs(dataset: ManifestDataset, info, on_error: str) -> None:
-    """Fail before anything is written when the manifest's files or classes do not fit the run."""
+def _check_inputs(dataset: ManifestDataset, info, on_error: str, class_map: str | None = None) -> None:
+    """Fail before anything is written when the manifest's files or classes do not fit the run.
+
+    The manifest's class names must be the model's (``benchmark.data.classes``); with
+    ``dataset.class_map`` the dataset's class indices are rewritten to the model's outputs.
+    """
+    mapping = check_classes(dataset.meta, info, str(dataset.directory / "meta.json"), class_map,
+                            dataset.used_classes() if class_map else None)
+    if mapping is not None:
+        dataset.remap_classes(mapping)
     outside = dataset.labels_outside(info.num_classes)
     if outside:
         shown = ", ".join(f"image {i!r} {f}={c}" for i, f, c in outside[:5])
@@ -187,7 +200,7 @@ def evaluate(config: dict, run_dir: Path | None = None) -> dict:
         ds = config["dataset"]
         dataset = ManifestDataset(ds["root"], split=ds.get("split"), num_shards=ds.get("num_shards", 1),
                                   shard=ds.get("shard", 0), limit=ds.get("limit"))
-        _check_inputs(dataset, info, on_error)
+        _check_inputs(dataset, info, on_error, ds.get("class_map"))
         prep = Preprocess(info.input_size, tuple(info.mean), tuple(info.std), config["model"].get("preprocessing", "paper"))
         if prep.mode == "shorter_side" and config.get("batch_size", 32) != 1:  # inputs of different sizes
             raise ConfigError(f"config field 'batch_size' is {config.get('batch_size', 32)} with "

@@ -60,17 +60,27 @@ def find_voc_dir(root: Path) -> Path:
 
 
 def read_classes(path: Path) -> list[str]:
-    """Class names from a file, one per line (blank lines ignored); duplicates are an error."""
+    """Class names from a file, one per line in class-index order (blank lines ignored).
+
+    A name may occur twice (ImageNet's 1000 names hold two 'crane' and two 'maillot'): the list is
+    read by index; only an annotation that uses such a name is an error (``class_indices``).
+    """
     path = Path(path)
     if not path.is_file():
         raise ManifestError(f"{path}: classes file not found (expected one class name per line)")
     names = [line.strip() for line in path.read_text().splitlines() if line.strip()]
     if not names:
         raise ManifestError(f"{path}: no class names (expected one class name per line)")
-    dup = sorted({n for n in names if names.count(n) > 1})
-    if dup:
-        raise ManifestError(f"{path}: class name(s) {dup} listed more than once")
     return names
+
+
+def class_indices(names: list[str]) -> dict[str, int | tuple[int, ...]]:
+    """``{name: index}``; a name listed more than once maps to the tuple of its indices (ambiguous)."""
+    out: dict[str, int | tuple[int, ...]] = {}
+    for i, name in enumerate(names):
+        seen = out.get(name)
+        out[name] = i if seen is None else (*((seen,) if isinstance(seen, int) else seen), i)
+    return out
 
 
 def read_image_set(path: Path) -> list[str]:
@@ -131,6 +141,10 @@ def parse_annotation(xml_path: Path, class_index: dict[str, int]) -> dict:
                 f"{where}: field 'name' is {name!r}; expected one of the {len(shown)} classes {shown} "
                 "(use --classes FILE for a dataset with other classes)"
             )
+        if isinstance(class_index[name], tuple):
+            raise ManifestError(
+                f"{where}: field 'name' is {name!r}, which the class list holds at indices {list(class_index[name])}; "
+                "expected a name listed once (rename one of them in the classes file and the annotations)")
         box = obj.find("bndbox")
         if box is None:
             raise ManifestError(f"{where}: missing field 'bndbox'")
@@ -176,9 +190,7 @@ def prepare(root: Path, out: Path, split: str = "test", dataset_name: str | None
         names = read_classes(Path(classes))
     else:
         names = [str(c) for c in classes]
-    class_index = {name: i for i, name in enumerate(names)}
-    if len(class_index) != len(names):
-        raise ManifestError(f"classes {names} contain duplicates")
+    class_index = class_indices(names)
     image_set = voc / "ImageSets" / "Main" / f"{split}.txt"
     rows = []
     for image_id in read_image_set(image_set):

@@ -205,9 +205,9 @@ def test_trunk_runs_without_graph(zoo):
 
 def test_layer_errors():
     net, info = _tiny()
-    with pytest.raises(ValueError, match="'ebp' layer preset"):
+    with pytest.raises(NotApplicable, match="'ebp' layer preset"):
         build_method("excitation_backprop", net, ModelInfo(name="tiny", num_classes=2, input_size=3))
-    with pytest.raises(ValueError, match="'contrast' layer preset"):
+    with pytest.raises(NotApplicable, match="'contrast' layer preset"):
         build_method("contrastive_excitation_backprop", net,
                      ModelInfo(name="tiny", num_classes=2, input_size=3, layers={"ebp": "0"}))
     with pytest.raises(KeyError, match="'features.9' does not exist"):

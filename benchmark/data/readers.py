@@ -138,6 +138,17 @@ class ManifestDataset(Dataset):
                 out += [(row["image_id"], name, int(c)) for c in row[name] if not 0 <= int(c) < num_classes]
         return out
 
+    def used_classes(self) -> set[int]:
+        """Manifest class indices that some image of this dataset uses (labels, boxes or masks)."""
+        return {int(c) for row in self._rows for name in ("labels", "box_labels", "mask_labels") for c in row[name]}
+
+    def remap_classes(self, mapping: dict[int, int]) -> None:
+        """Rewrite every class index through ``mapping`` (manifest index -> model output), labels kept unique."""
+        for row in self._rows:
+            row["labels"] = list(dict.fromkeys(mapping[int(c)] for c in row["labels"]))
+            for name in ("box_labels", "mask_labels"):
+                row[name] = [mapping[int(c)] for c in row[name]]
+
     def __getitem__(self, index: int) -> Sample:
         row = self._rows[index]
         h, w = int(row["height"]), int(row["width"])

@@ -69,7 +69,8 @@ class ExcitationBackprop(SaliencyMethod):
         super().__init__(model, info)
         self.layer = layer or info.layers.get("ebp")
         if not self.layer:
-            raise ValueError(f"{self.name}: model {info.name!r} has no 'ebp' layer preset; pass method.layer")
+            raise NotApplicable(f"{self.name}: model {info.name!r} has no 'ebp' layer preset (the excitation layer is "
+                                "known only for the preset architectures); pass method.layer to choose one")
         resolve_layer(model, self.layer)
         self._probe()
 
@@ -134,8 +135,8 @@ class ContrastiveExcitationBackprop(ExcitationBackprop):
     def __init__(self, model, info, layer=None, contrast_layer=None):
         self.contrast = contrast_layer or info.layers.get("contrast")
         if not self.contrast:
-            raise ValueError(f"{self.name}: model {info.name!r} has no 'contrast' layer preset; "
-                             "pass method.options.contrast_layer")
+            raise NotApplicable(f"{self.name}: model {info.name!r} has no 'contrast' layer preset (known only for "
+                                "the preset architectures); pass method.options.contrast_layer to choose one")
         resolve_layer(model, self.contrast)
         super().__init__(model, info, layer=layer)
 

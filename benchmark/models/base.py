@@ -17,6 +17,7 @@ import torch
 from omegaconf import OmegaConf
 from torch import nn
 
+from benchmark.models.imagenet import imagenet_ids_for
 from benchmark.registry import Registry
 
 MODELS = Registry("model")
@@ -35,6 +36,7 @@ class ModelInfo:
     mean: tuple[float, ...] = IMAGENET_MEAN
     std: tuple[float, ...] = IMAGENET_STD
     class_names: list[str] = field(default_factory=list)
+    class_ids: list[str] = field(default_factory=list)  # WordNet ids of the outputs, when known
     layers: dict[str, str] = field(default_factory=dict)
     cam_head: str | None = None  # the linear layer after global pooling, when CAM-compatible
     weights: str | None = None
@@ -130,7 +132,14 @@ def build_model(name: str, weights: str | None = None, checkpoint: str | None = 
     arch = merged.get("arch") or name
     factory = MODELS.get(arch if arch in MODELS else "torchvision")
     model, info = factory(name=name, weights=weights, checkpoint=checkpoint, **merged)
+    if not spec.get("layers") and not info.layers and arch not in MODELS:  # a torchvision model without a preset file
+        from benchmark.models.infer import infer_layers
+
+        info.layers, head = infer_layers(model, info.input_size)
+        info.cam_head = info.cam_head or head
     info.layers = {**spec.get("layers", {}), **info.layers, **(layers or {})}
+    if not info.class_ids:
+        info.class_ids = imagenet_ids_for(info.class_names, info.num_classes)
     for role, layer in info.layers.items():
         if layer:
             try:
