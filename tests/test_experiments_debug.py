@@ -47,7 +47,7 @@ from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import OmegaConf
 
-import benchmark.run  # noqa: F401  (schemas and the shard_suffix resolver, as the entry registers them)
+import benchmark.run  # noqa: F401  (schemas and the run_path resolver, as the entry registers them)
 from benchmark.evaluate import evaluate
 from benchmark.models.base import CONF_DIR
 from fixtures_real import PREPARERS, write_random_checkpoint
