@@ -9,20 +9,35 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 import sys
+from pathlib import Path
 
 import hydra
+from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
 from benchmark.config import register_configs
 from benchmark.evaluate import evaluate
 from benchmark.models.base import CONF_DIR
 from benchmark.runs import redact
+from benchmark.runs.identity import run_dir_for, run_path
+from benchmark.runs.store import RunFolderBusy, RunStore
 
 log = logging.getLogger("benchmark")
 register_configs()
-if not OmegaConf.has_resolver("shard_suffix"):
-    OmegaConf.register_new_resolver("shard_suffix", lambda n, i: f"/shard-{i}-of-{n}" if int(n) > 1 else "")
+def hydra_run_path(within: str = "", *, _root_) -> str:
+    """Hydra's job folder (where ``.hydra/`` and ``run.log`` go) as ``benchmark.runs.identity.run_path``
+    places the run: the job config is the composed config without its ``hydra`` node, its secrets
+    removed as ``main`` removes them. ``within="experiment"``: the part below the experiment's folder."""
+    job = OmegaConf.masked_copy(_root_, [k for k in _root_ if k != "hydra"])
+    config = OmegaConf.to_container(job, resolve=True)
+    path = run_path(redact.public_config(config, redact.secret_values(config, sys.argv[1:])))
+    return str(path.relative_to(path.parts[0]) if within == "experiment" else path)
+
+
+if not OmegaConf.has_resolver("run_path"):
+    OmegaConf.register_new_resolver("run_path", hydra_run_path)
 
 
 def use_cache_dir(config: dict) -> None:
@@ -36,14 +51,37 @@ def use_cache_dir(config: dict) -> None:
         os.environ["BENCHMARK_CACHE"] = str(cache)
 
 
+def discard_failed(job_dir: Path, config: dict) -> None:
+    """After a failed job: remove its run folder when no result was written there (Hydra's ``.hydra/``
+    and ``run.log``, the lock and marker of a run that never wrote a record), and the folders above
+    it left empty, so a failed run leaves no folder behind. A folder with record parts (a resumable
+    run), records or a summary is kept, and so is one another process is writing (its lock is held)
+    or one that is not this configuration's run folder (``hydra.run.dir`` set elsewhere)."""
+    runs_root = Path(config["paths"]["results"]) / "runs"
+    if not job_dir.is_dir() or job_dir.resolve() != run_dir_for(config).resolve():
+        return
+    try:
+        with RunStore(job_dir).lock() as store:
+            if store.holds_results():
+                return
+            shutil.rmtree(job_dir)
+    except RunFolderBusy:
+        return
+    for parent in job_dir.parents:
+        if parent.resolve() == runs_root.resolve() or runs_root.resolve() not in parent.resolve().parents:
+            break
+        try:
+            parent.rmdir()  # only an empty folder
+        except OSError:
+            break
+
+
 @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="config")
 def main(cfg: DictConfig) -> None:
     config = OmegaConf.to_container(cfg, resolve=True)
     secrets = redact.secret_values(config, sys.argv[1:])
     redact.remember(secrets)  # the log filters of conf/config.yaml mask them from now on
     config = redact.public_config(config, secrets)
-    from hydra.core.hydra_config import HydraConfig
-
     if HydraConfig.initialized():
         redact.scrub_hydra_outputs(HydraConfig.get(), secrets)
     use_cache_dir(config)
@@ -56,6 +94,8 @@ def main(cfg: DictConfig) -> None:
             summary = evaluate(config)
         except Exception:
             log.exception("run failed: %s", config["experiment_name"])  # the traceback reaches run.log too
+            if HydraConfig.initialized():
+                discard_failed(Path(HydraConfig.get().runtime.output_dir), config)
             raise
         tracker.log_summary(summary)
     if summary.get("skipped"):

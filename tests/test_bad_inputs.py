@@ -34,6 +34,7 @@ from benchmark.data.readers import ImageDecodeError, ManifestDataset, load_rgb
 from benchmark.evaluate import evaluate
 from benchmark.models import build_model
 from benchmark.models.base import CONF_DIR
+from benchmark.runs.identity import run_dir_for
 from benchmark.runs.store import RunStore
 from data_prep import coco2014, voc2007
 
@@ -236,7 +237,7 @@ def test_unreadable_image_mid_run_keeps_finished_parts_and_writes_no_result(tiny
     with pytest.raises(ImageDecodeError) as err:
         evaluate(_config(overrides))
     _check(err, str(saved["path"]), "cannot decode image", "expected a complete image file")
-    run = tmp_path / "results" / "runs" / "default" / "toy_gap" / "grad_cam" / "synthetic_val"
+    run = run_dir_for(_config(overrides))
     assert not (run / "records.parquet").exists() and not (run / "summary.json").exists()
     assert [p.name for p in RunStore(run).part_files()] == ["part-000000.parquet"] and not list(run.rglob("*.tmp"))
     saved["path"].write_bytes(saved["bytes"])

@@ -38,7 +38,8 @@ def test_tiny_demo_end_to_end(tiny_synthetic, tmp_path):
     assert len(_unfinished("demo", [*overrides, "seed=1"])) == 14  # another configuration is not finished
     assert len(_unfinished("demo", [*overrides, "seed=1", "method=grad_cam"])) == 2  # the command line wins
     runs = results / "runs" / "demo"
-    summaries = {p.parent.relative_to(runs).as_posix(): json.loads(p.read_text()) for p in runs.glob("**/summary.json")}
+    summaries = {p.parent.parent.relative_to(runs).as_posix(): json.loads(p.read_text())
+                 for p in runs.glob("**/summary.json")}
     assert len(summaries) == 14  # 2 models x 7 methods
     assert summaries["toy_vgg/cam/synthetic_val"]["status"] == "not_applicable"
     gc = summaries["toy_gap/grad_cam/synthetic_val"]

@@ -48,9 +48,10 @@ from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import OmegaConf
 
-import benchmark.run  # noqa: F401  (schemas and the shard_suffix resolver, as the entry registers them)
+import benchmark.run  # noqa: F401  (schemas and the run_path resolver, as the entry registers them)
 from benchmark.evaluate import evaluate
 from benchmark.models.base import CONF_DIR
+from benchmark.runs.identity import run_dir_for
 from fixtures_real import PREPARERS, write_random_checkpoint
 
 REPO = Path(__file__).resolve().parents[1]
@@ -183,8 +184,7 @@ def run_cli(job: list[str], overrides: list[str], env: dict, monkeypatch) -> tup
     for key, value in env.items():
         monkeypatch.setenv(key, value)
     config = OmegaConf.to_container(_compose([*job, *overrides]), resolve=True)
-    run_dir = (Path(config["paths"]["results"]) / "runs" / config["experiment_name"] / config["model"]["name"]
-               / config["method"]["label"] / config["dataset"]["name"])
+    run_dir = run_dir_for(config)
     return json.loads((run_dir / "summary.json").read_text()), config
 
 
@@ -228,7 +228,9 @@ def check_run(experiment: str, summary: dict, config: dict) -> None:
     name = OmegaConf.load(CONF_DIR / "experiment" / f"{experiment}.yaml")["experiment_name"]
     assert config["experiment_name"] == summary["config"]["experiment_name"] == name
     model, method, ds = config["model"], config["method"], config["dataset"]
-    run_dir = Path(config["paths"]["results"]) / "runs" / name / model["name"] / method["label"] / ds["name"]
+    run_dir = run_dir_for(config)
+    assert run_dir.parent == (Path(config["paths"]["results"]) / "runs" / name / model["name"]
+                              / (method["label"] + (f"@{method['layer']}" if method.get("layer") else "")) / ds["name"])
     assert Path(summary["run_dir"]) == run_dir
     on_disk = json.loads((run_dir / "summary.json").read_text())
     assert on_disk["status"] == summary["status"] and on_disk["config_hash"] == summary["config_hash"]

@@ -33,6 +33,7 @@ from benchmark.evaluate import evaluate
 from benchmark.io import DiskFullError
 from benchmark.models.base import CONF_DIR
 from benchmark.runs import merge
+from benchmark.runs.identity import run_dir_for
 from benchmark.runs.store import RunFolderBusy, RunStore, frame_bytes, write_json
 
 REPO = Path(__file__).resolve().parents[1]
@@ -88,8 +89,8 @@ def test_two_shards_writing_at_once_do_not_clash(tiny_synthetic, tmp_path):
     common = ["model=toy_gap", "method=grad_cam", "batch_size=1", "part_size=2", "progress=false",
               "experiment_name=faults"]
     job = [*common, "dataset.num_shards=2", "dataset.limit=6", f"paths.results={results}"]
-    job_dir = results / "runs" / "faults" / "toy_gap" / "grad_cam" / "synthetic_val"
-    shard_dirs = [job_dir / f"shard-{i}-of-2" for i in range(2)]
+    shard_dirs = [run_dir_for(_config([*job, f"dataset.shard={i}"])) for i in range(2)]
+    job_dir = shard_dirs[0].parent
     env = {**os.environ, "BENCHMARK_CACHE": str(tiny_synthetic), "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1"}
     procs = [subprocess.Popen([sys.executable, str(driver), str(shard_dirs[1 - i] / "parts"), str(ready), str(i),
                                *job, f"dataset.shard={i}"], cwd=REPO, env=env, stdout=subprocess.PIPE,
@@ -123,7 +124,7 @@ def test_two_shards_writing_at_once_do_not_clash(tiny_synthetic, tmp_path):
 def test_second_process_on_the_same_run_folder_is_refused(tiny_synthetic, tmp_path):
     config = _config(["model=toy_gap", "method=grad_cam", "dataset.limit=2", "progress=false",
                       f"paths.results={tmp_path}"])
-    run_dir = tmp_path / "runs" / "default" / "toy_gap" / "grad_cam" / "synthetic_val"
+    run_dir = run_dir_for(config)
     with RunStore(run_dir).lock():  # flock conflicts between two open files, as between two processes
         with pytest.raises(RunFolderBusy) as err:
             evaluate(config)
@@ -158,7 +159,7 @@ def _full_disk_at(monkeypatch, name: str, code: int = errno.ENOSPC) -> list[str]
 @needs_proc
 def test_full_disk_while_writing_a_part_keeps_earlier_parts(tiny_synthetic, tmp_path, monkeypatch):
     job = ["model=toy_gap", "method=grad_cam", "dataset.limit=6", "batch_size=1", "part_size=2", "progress=false"]
-    run_dir = tmp_path / "full" / "runs" / "default" / "toy_gap" / "grad_cam" / "synthetic_val"
+    run_dir = run_dir_for(_config(job + [f"paths.results={tmp_path / 'full'}"]))
     hits = _full_disk_at(monkeypatch, "part-000001.parquet")
     with pytest.raises(DiskFullError) as err:
         evaluate(_config(job + [f"paths.results={tmp_path / 'full'}"]))

@@ -20,6 +20,12 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from hydra import compose, initialize_config_dir
+from omegaconf import OmegaConf
+
+import benchmark.run  # noqa: F401  (schemas and resolvers)
+from benchmark.models.base import CONF_DIR
+from benchmark.runs.identity import run_dir_for
 from benchmark.runs.store import RunStore
 
 REPO = Path(__file__).resolve().parents[1]
@@ -37,8 +43,11 @@ def _finish(proc: subprocess.Popen) -> None:
     assert proc.returncode == 0, out[-4000:]
 
 
-def _run_dir(results: Path) -> Path:
-    return results / "runs" / "resume" / "toy_gap" / "grad_cam" / "synthetic_val"
+def _run_dir(results: Path, experiment: str = "resume") -> Path:
+    """The run folder the job gets (its last part is the metric and the configuration's hash)."""
+    with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
+        cfg = compose("config", overrides=[*JOB, f"experiment_name={experiment}", f"paths.results={results}"])
+    return run_dir_for(OmegaConf.to_container(cfg, resolve=True))
 
 
 def test_killed_run_resumes_to_identical_records(tiny_synthetic, tmp_path):
@@ -103,7 +112,7 @@ def test_preempted_submitit_job_is_requeued_and_resumes(tiny_synthetic, tmp_path
     sweep = subprocess.Popen([sys.executable, "-m", "benchmark", "-m", "hydra/launcher=local", *JOB,
                               "experiment_name=preempt", f"paths.results={results}"], cwd=REPO, env=env,
                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    run_dir = results / "runs" / "preempt" / "toy_gap" / "grad_cam" / "synthetic_val"
+    run_dir = _run_dir(results, "preempt")
     while sweep.poll() is None and not list((run_dir / "parts").glob("part-*.parquet")):
         time.sleep(0.02)
     submitit_dir = results / "runs" / "preempt" / ".submitit"

@@ -13,7 +13,7 @@ import yaml
 from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
 
-import benchmark.run  # noqa: F401  (registers the config schema and the shard_suffix resolver)
+import benchmark.run  # noqa: F401  (registers the config schema and the run_path resolver)
 from benchmark.models.base import CONF_DIR
 from benchmark.runs import merge
 from benchmark.runs.identity import NON_SEMANTIC, config_hash, run_dir_for
@@ -92,6 +92,11 @@ def _config(root: Path, shard=0, num_shards=2, limit=3, **top):
     return config
 
 
+def only(paths):
+    (path,) = list(paths)
+    return path
+
+
 def _summary(config, frame, status="finished", device="cpu (x86_64, 2 threads)"):
     """A shard summary as ``evaluate`` writes it (its numbers are not read by the merge)."""
     digest = config_hash({k: v for k, v in config.items() if k not in NON_SEMANTIC})
@@ -106,10 +111,10 @@ def _summary(config, frame, status="finished", device="cpu (x86_64, 2 threads)")
                                               "examples": []}}
 
 
-def _shard(root, shard, ids, num_shards=2, failed=(), **kwargs):
+def _shard(root, shard, ids, num_shards=2, failed=(), run_dir=None, **kwargs):
     config = _config(root, shard, num_shards, **kwargs.pop("config", {}))
     frame = _records(ids, failed)
-    run_dir = run_dir_for(config)
+    run_dir = run_dir or run_dir_for(config)
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / "records.parquet").write_bytes(frame_bytes(frame))
     write_json(run_dir / "summary.json", _summary(config, frame, **kwargs))
@@ -121,7 +126,8 @@ def test_merge_equals_unsharded_run(tmp_path):
     _shard(tmp_path, 1, ["b", "d"], device="cuda (A100)", config={"num_workers": 4})  # non-semantic: allowed
     (merged,) = merge.merge_all(tmp_path, strict=True)
     unsharded = _config(tmp_path, shard=0, num_shards=1, limit=6)
-    assert merged == run_dir_for(unsharded) == tmp_path / "runs/sweep/toy/grad_cam/tiny"
+    assert merged == run_dir_for(unsharded) and merged.parent == tmp_path / "runs/sweep/toy/grad_cam/tiny"
+    assert merged.name.startswith("localization-")
     records, summary = RunStore(merged).load()
     assert (merged / "records.parquet").read_bytes() == frame_bytes(_records(["a", "b", "c", "d"], ["e"]))
     assert list(records["image_id"]) == ["a", "b", "c", "d", "e"]
@@ -147,7 +153,9 @@ def test_merge_refuses_missing_unfinished_and_different_shards(tmp_path):
         merge.merge_all(tmp_path, strict=True)
     other = tmp_path / "other"
     _shard(other, 0, ["a", "c"])
-    _shard(other, 1, ["b", "d"], config={"seed": 1, "metric": {"name": "localization", "options": {"topk": 1}}})
+    changed = {"seed": 1, "metric": {"name": "localization", "options": {"topk": 1}}}
+    assert run_dir_for(_config(other, 1, **changed)) != run_dir_for(_config(other, 1))  # its own folder
+    _shard(other, 1, ["b", "d"], config=changed, run_dir=run_dir_for(_config(other, 1)))  # moved by hand
     with pytest.raises(merge.MergeError, match=r"shard-1-of-2: config differs from shard-0-of-2's: "
                                                r"metric\.options\.topk: '<missing>' vs 1; seed: 0 vs 1"):
         merge.merge_all(other, strict=True)
@@ -170,7 +178,7 @@ def test_merge_not_applicable_and_cli(tmp_path, capsys):
     for i in (0, 1):
         _shard(tmp_path, i, [], status="not_applicable", config={"method": {"name": "cam", "label": "cam"}})
     assert merge.main(["--results", str(tmp_path), "--experiment", "sweep"]) == 0
-    target = tmp_path / "runs/sweep/toy/cam/tiny"
+    target = run_dir_for(_config(tmp_path, 0, 1, limit=6, method={"name": "cam", "label": "cam"}))
     summary = json.loads((target / "summary.json").read_text())
     assert summary["status"] == "not_applicable" and summary["reason"] == "toy has no CAM head"
     assert "metrics" not in summary and not (target / "records.parquet").exists()
@@ -196,7 +204,8 @@ def test_sharded_local_sweep_matches_unsharded_run(tiny_synthetic, tmp_path):
     pd.testing.assert_frame_equal(tables[0], tables[1], check_exact=True)
     assert list(tables[0]["n_images"]) == [16, 16]
     for method in ("grad_cam", "gradient"):
-        runs = [tmp_path / name / "runs/default/toy_gap" / method / "synthetic_val" for name in ("sharded", "single")]
+        runs = [only((tmp_path / name / "runs/default/toy_gap" / method / "synthetic_val").glob("localization-*"))
+                for name in ("sharded", "single")]
         assert (runs[0] / "records.parquet").read_bytes() == (runs[1] / "records.parquet").read_bytes()
         ours, theirs = (json.loads((r / "summary.json").read_text()) for r in runs)
         assert ours["config_hash"] == theirs["config_hash"] and ours["metrics"] == theirs["metrics"]

@@ -81,7 +81,7 @@ def test_offline_job_logs_summary_table_and_records(tiny_synthetic, tmp_path):
             "progress=false", f"paths.results={results}"]
     out = subprocess.run(args, cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
-    run_dir = results / "runs" / "wandb_test" / "toy_gap" / "grad_cam" / "synthetic_val"
+    (run_dir,) = (results / "runs" / "wandb_test" / "toy_gap" / "grad_cam" / "synthetic_val").glob("localization-*")
     summary = json.loads((run_dir / "summary.json").read_text())
     records = wandb_records(wandb_dir)
     (run,) = of_type(records, "run")

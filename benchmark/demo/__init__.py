@@ -18,7 +18,7 @@ from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import OmegaConf
 
-import benchmark.run  # noqa: F401  (registers the config schemas and the shard_suffix resolver)
+import benchmark.run  # noqa: F401  (registers the config schemas and the run_path resolver)
 from benchmark.models.base import CONF_DIR
 from benchmark.runs.identity import job_state
 

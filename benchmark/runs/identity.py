@@ -2,13 +2,25 @@
 
 A run's identity is its whole semantic configuration (``semantic_config``: the config without the
 ``NON_SEMANTIC`` keys); ``config_hash`` of it decides whether a finished run is skipped or redone,
-and ``run_dir_for`` places it. ``job_state`` asks the run store whether a job finished with its
-current configuration, without running the loop (used by the evaluation loop, ``benchmark.demo``,
-the shard merge and the W&B mirror).
+and ``run_dir_for`` places it. The folder is readable where it can be and hashes the rest:
+
+    <results>/runs/<experiment>/<model.name>/<method.label>[@<method.layer>]/<dataset.name>/
+        <metric.name>-<folder hash>[/shard-<i>-of-<n>]
+
+The readable parts are the experiment, model, method label and layer, dataset and metric names;
+the 8-character folder hash (``folder_hash``) covers every semantic setting (model weights and
+options, method name and options, dataset root/split/limit, metric options, seed, batch size,
+on_error, the generated data's version...), so two configurations never share a folder. Shards of
+one job share the folder of the unsharded job (sharding is normalised out of the hash exactly as
+``benchmark.runs.merge`` forms the merged config), and sit in ``shard-<i>-of-<n>`` below it.
+``job_state`` asks the run store whether a job finished with its current configuration, without
+running the loop (used by the evaluation loop, ``benchmark.demo``, the shard merge, the W&B mirror
+and Hydra's own run folder through the ``run_path`` resolver of ``benchmark.run``).
 """
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 from pathlib import Path
@@ -18,19 +30,12 @@ from benchmark.runs.store import RunStore
 
 NON_SEMANTIC = ("force", "logger", "num_workers", "overlap_postprocessing", "paths", "part_size", "progress")
 DECLARATIONS = (("model", "trained_on"), ("dataset", "parts"))  # checked by the overlap guard, not hashed
+FOLDER_HASH_LEN = 8
 
 
 def config_hash(config: dict) -> str:
     """Stable hash of the settings that change results."""
     return hashlib.sha256(json.dumps(config, sort_keys=True, default=str).encode()).hexdigest()[:16]
-
-
-def run_dir_for(config: dict) -> Path:
-    """``<results>/runs/<experiment>/<model>/<method label>/<dataset>[/shard-i-of-n]``."""
-    ds = config["dataset"]
-    path = (Path(config["paths"]["results"]) / "runs" / config["experiment_name"] / config["model"]["name"]
-            / config["method"]["label"] / ds["name"])
-    return path / f"shard-{ds['shard']}-of-{ds['num_shards']}" if ds.get("num_shards", 1) > 1 else path
 
 
 def semantic_config(config: dict) -> dict:
@@ -46,6 +51,41 @@ def semantic_config(config: dict) -> dict:
 
         out["generated_inputs_version"] = VERSION
     return out
+
+
+def unsharded(config: dict) -> dict:
+    """The config of the unsharded job a shard belongs to: ``num_shards=1``, ``shard=0`` and, since
+    ``dataset.limit`` keeps the first ``limit`` images of each strided shard, ``limit * num_shards``."""
+    out = copy.deepcopy(config)
+    ds = out["dataset"]
+    n = int(ds.get("num_shards") or 1)
+    ds.update(shard=0, num_shards=1)
+    if ds.get("limit") is not None:
+        ds["limit"] = int(ds["limit"]) * n
+    return out
+
+
+def folder_hash(config: dict) -> str:
+    """The short hash in a run folder's name: every semantic setting of the unsharded job."""
+    return config_hash(semantic_config(unsharded(config)))[:FOLDER_HASH_LEN]
+
+
+def _part(value) -> str:
+    return str(value).replace("/", "_").replace("\\", "_")
+
+
+def run_path(config: dict) -> Path:
+    """The run folder relative to ``<results>/runs`` (see the module docstring)."""
+    ds, method = config["dataset"], config["method"]
+    label = _part(method["label"]) + (f"@{_part(method['layer'])}" if method.get("layer") else "")
+    path = (Path(_part(config["experiment_name"])) / _part(config["model"]["name"]) / label / _part(ds["name"])
+            / f"{_part(config['metric']['name'])}-{folder_hash(config)}")
+    return path / f"shard-{ds['shard']}-of-{ds['num_shards']}" if ds.get("num_shards", 1) > 1 else path
+
+
+def run_dir_for(config: dict) -> Path:
+    """``<results>/runs/`` + ``run_path(config)``."""
+    return Path(config["paths"]["results"]) / "runs" / run_path(config)
 
 
 def job_state(config: dict, run_dir: Path | None = None) -> tuple[Path, str, dict | None]:

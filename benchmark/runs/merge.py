@@ -1,7 +1,7 @@
 """Merge the shard runs of one job into the run an unsharded job would have written.
 
 ``python -m benchmark.runs.merge --results ROOT [--experiment E]`` finds the folders
-``runs/<experiment>/<model>/<method>/<dataset>/shard-<i>-of-<n>``, checks that the shards of a
+``runs/<experiment>/<model>/<method>/<dataset>/<metric>-<hash>/shard-<i>-of-<n>``, checks that the shards of a
 job belong together, and writes ``records.parquet`` and ``summary.json`` into the parent folder
 (the unsharded run path). Shards belong together when their semantic configs (what
 ``config_hash`` covers) are equal once ``dataset.shard`` is dropped, every shard ``0..n-1``
@@ -30,7 +30,7 @@ import pandas as pd
 
 from benchmark.io import atomic_write_bytes
 from benchmark.metrics import build_metric
-from benchmark.runs.identity import config_hash, run_dir_for, semantic_config
+from benchmark.runs.identity import config_hash, run_dir_for, semantic_config, unsharded
 from benchmark.runs.store import RECORDS, RUN_CONFIG, SUMMARY, frame_bytes, write_json
 
 log = logging.getLogger(__name__)
@@ -109,12 +109,8 @@ def load_shards(target: Path, shard_dirs: list[Path]) -> list[dict]:
 
 
 def merged_config(shard_config: dict, num_shards: int) -> dict:
-    """The config of the unsharded run over the union of the shards' images."""
-    config = copy.deepcopy(shard_config)
-    ds = config["dataset"]
-    ds.update(shard=0, num_shards=1)
-    if ds.get("limit") is not None:  # strided shards: each kept the first ``limit`` of its images
-        ds["limit"] = int(ds["limit"]) * num_shards
+    """The config of the unsharded run over the union of the shards' images (``num_shards`` of them)."""
+    config = unsharded(shard_config)
     return config
 
 

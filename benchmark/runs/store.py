@@ -90,16 +90,26 @@ class RunStore:
         summary = json.loads(path.read_text())
         return summary if summary.get("config_hash") == digest else None
 
+    def holds_results(self) -> bool:
+        """Whether the folder holds a record part, the records or a summary (a run got that far)."""
+        return bool(self.part_files()) or (self.dir / RECORDS).is_file() or (self.dir / SUMMARY).is_file()
+
     def start(self, config: dict, digest: str, force: bool) -> None:
-        """Prepare the folder; parts of another config are refused unless ``force``."""
+        """Prepare the folder. ``force`` discards this configuration's own results only: results of
+        another configuration are never removed (a run of another config that stopped before writing
+        any result is no run: its marker is replaced)."""
         marker = self.dir / RUN_CONFIG
+        other = json.loads(marker.read_text()).get("config_hash") if marker.is_file() else None
+        if other not in (None, digest) and self.holds_results():
+            raise RuntimeError(
+                f"{self.dir}: holds the results of another configuration (config hash {other}; this run's is "
+                f"{digest}), written by an older run-folder layout; they are kept. Run with another "
+                f"experiment_name or paths.results, or move that folder where it belongs with "
+                f"`python -m benchmark.runs.migrate --results <results root>`")
         if force and self.dir.exists():
             for name in (PARTS, SUMMARY, RECORDS, RUN_CONFIG):
                 target = self.dir / name
                 shutil.rmtree(target) if target.is_dir() else target.unlink(missing_ok=True)
-        if marker.is_file() and json.loads(marker.read_text()).get("config_hash") != digest:
-            raise RuntimeError(f"{self.dir}: holds records of a different configuration; rerun with force=true "
-                               f"to discard them, or choose another results root")
         self.parts.mkdir(parents=True, exist_ok=True)
         write_json(marker, {"config_hash": digest, "config": config})
 

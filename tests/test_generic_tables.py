@@ -1,0 +1,48 @@
+"""``python -m benchmark.report --experiment NAME`` builds a table for any experiment (issue 18)."""
+
+import json
+
+import pandas as pd
+
+from benchmark.report.__main__ import main
+from benchmark.report.generic import generic_tables
+
+
+def _summary(root, experiment, model, method, metric, metrics, status="finished", run=None):
+    run_dir = root / "runs" / experiment / model / method / "ds" / (run or f"{metric}-00000000")
+    run_dir.mkdir(parents=True)
+    (run_dir / "summary.json").write_text(json.dumps({
+        "config": {"experiment_name": experiment}, "model": model, "method": method, "dataset": "ds",
+        "metric": metric, "status": status, "metrics": metrics}))
+
+
+def test_user_named_experiment_gets_a_table_per_metric(tmp_path, capsys):
+    _summary(tmp_path, "byo_loc", "mynet", "grad_cam", "localization", {"loc_err_top1": 40.0, "n_images": 10})
+    _summary(tmp_path, "byo_loc", "mynet", "center", "localization", {"loc_err_top1": 70.0, "n_images": 10})
+    _summary(tmp_path, "byo_loc", "mynet", "cam", "localization", {}, status="not_applicable")
+    _summary(tmp_path, "byo_loc", "mynet", "grad_cam", "pointing", {"acc_pooled": 90.0, "n_records": 12})
+    _summary(tmp_path, "other", "mynet", "grad_cam", "pointing", {"acc_pooled": 1.0, "n_records": 1})
+    main(["--results", str(tmp_path), "--experiment", "byo_loc"])
+    assert "tables written:" in capsys.readouterr().out
+    tables = tmp_path / "tables"
+    assert sorted(p.name for p in tables.glob("*.md")) == ["byo_loc_localization.md", "byo_loc_pointing.md"]
+    loc = pd.read_csv(tables / "byo_loc_localization.csv")
+    assert list(loc.columns) == ["model", "method", "dataset", "status", "loc_err_top1", "n_images"]
+    assert list(loc["method"]) == ["center", "cam", "grad_cam"]  # the paper tables' method order
+    assert list(loc["loc_err_top1"].fillna(-1)) == [70.0, -1, 40.0]
+    assert list(loc["status"]) == ["finished", "not_applicable", "finished"]
+    pointing = pd.read_csv(tables / "byo_loc_pointing.csv")
+    assert list(pointing.columns) == ["model", "method", "dataset", "status", "acc_pooled", "n_records"]
+    assert pointing.loc[0, "acc_pooled"] == 90.0 and "| 12 |" in (tables / "byo_loc_pointing.md").read_text()
+
+
+def test_runs_differing_in_other_settings_are_told_apart_and_paper_experiments_are_left_out(tmp_path):
+    _summary(tmp_path, "mine", "m", "grad_cam", "localization", {"loc_err_top1": 1.0}, run="localization-aaaa")
+    _summary(tmp_path, "mine", "m", "grad_cam", "localization", {"loc_err_top1": 2.0}, run="localization-bbbb")
+    _summary(tmp_path, "table1", "vgg16", "grad_cam", "localization", {"loc_err_top1": 3.0})
+    from benchmark.report.tables import collect
+
+    written = generic_tables(collect(tmp_path), tmp_path / "out")
+    assert [p.name for p in written] == ["mine_localization.md"]
+    table = pd.read_csv(tmp_path / "out" / "mine_localization.csv")
+    assert list(table["run"]) == ["localization-aaaa", "localization-bbbb"] and list(table["loc_err_top1"]) == [1.0, 2.0]
