@@ -48,7 +48,7 @@ def test_tiny_demo_end_to_end(tiny_synthetic, tmp_path):
                                      "pooling": "gap", "backward_relu": "standard", "counterfactual": False,
                                      "align_corners": False}
     assert gc["git"].keys() == {"commit", "dirty"} and gc["versions"]["torch"]
-    records = pd.read_parquet(runs / "toy_gap/grad_cam/synthetic_val/records.parquet")
+    records = pd.read_parquet(Path(gc["run_dir"]) / "records.parquet")
     assert len(records) == 6 and records["image_id"].is_monotonic_increasing
     assert {"image_id", "class_id", "method", "model", "dataset", "iou", "degenerate"} <= set(records.columns)
     # a second run skips every finished job (the not-applicable ones too)

@@ -367,7 +367,9 @@ def test_demo_grabcut_experiment_runs_through_the_normal_path(tiny_synthetic, tm
                                 "batch_size=4", "progress=false", f"paths.results={tmp_path}"]))
     assert summary["status"] == "finished" and summary["method"] == "gradient_grabcut"
     assert summary["protocol"]["box"] == "grabcut" and summary["protocol"]["grabcut_fg_percentile"] == 95.0
-    assert Path(summary["run_dir"]).parts[-4:] == ("demo_grabcut", "toy_gap", "gradient_grabcut", "synthetic_val")
+    run_dir = Path(summary["run_dir"])
+    assert run_dir.parts[-5:-1] == ("demo_grabcut", "toy_gap", "gradient_grabcut", "synthetic_val")
+    assert run_dir.name.startswith("localization-")
     assert len(_records(summary)) == 4 and summary["metrics"]["n_images"] == 4
 
 

@@ -14,10 +14,10 @@ from pathlib import Path
 import pandas as pd
 
 from benchmark.report.specs import SPECIAL_EXPERIMENTS, SPECS
-from benchmark.report.tables import _method_key, to_markdown, write_table
+from benchmark.report.tables import PROTOCOL_COLUMNS, _method_key, to_markdown, write_table
 
 KEYS = ["model", "method", "dataset"]
-BASE = ["experiment", "model", "method", "dataset", "metric", "status", "path"]
+BASE = ["experiment", "model", "method", "dataset", "metric", "status", "path", *PROTOCOL_COLUMNS]
 
 
 def special_experiments() -> set[str]:

@@ -49,6 +49,9 @@ class TableSpec:
     difference: bool = True  # a Δ column per compared number (not for toy numbers beside published ones)
 
 
+PROTOCOL_COLUMNS = ("normalization", "crops")  # protocol settings collect() adds beside the figures
+
+
 def collect(results_root: Path, experiment: str | None = None) -> pd.DataFrame:
     """One row per run summary (sharded runs are read through their merged summary)."""
     rows = []
