@@ -220,8 +220,8 @@ def metric_tables(frame: pd.DataFrame, out: Path, experiment: str | None, result
 
 
 # experiments with a layout of their own besides SPECS': the layer sweeps and the other metrics' tables
-SPECIAL_EXPERIMENTS = ("demo_layers", "table3_layers", "demo_pointing", "demo_pointing_modified", "pointing",
-                       "pointing_modified", "demo_occlusion", "table2_occlusion")
+SPECIAL_EXPERIMENTS = ("demo_layers", "table3_layers", "demo_pointing", "demo_pointing_torchray", "demo_pointing_modified",
+                       "pointing", "pointing_torchray", "pointing_modified", "demo_occlusion", "table2_occlusion")
 
 
 def extra_outputs(frame: pd.DataFrame, out: Path, experiment: str | None, results: Path) -> list[Path]:
