@@ -51,6 +51,12 @@ def main(argv: list[str] | None = None) -> int:
     overrides = list(sys.argv[1:] if argv is None else argv)
     with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
         plans = {name: unfinished(name, overrides) for name in EXPERIMENTS}
+    return run_plans(plans, overrides)
+
+
+def run_plans(plans: dict[str, list[str]], overrides: list[str]) -> int:
+    """Launch each experiment that has unfinished jobs (``{experiment: unfinished run folders}``); the
+    first failing sweep's exit code, else 0."""
     for name, todo in plans.items():
         if not todo:
             print(f"{name}: every job finished with this configuration (force=true to redo)")

@@ -25,7 +25,7 @@ from pathlib import Path
 import pandas as pd
 from hydra import compose, initialize_config_dir
 
-from benchmark.demo import unfinished
+from benchmark.demo import run_plans, unfinished
 from benchmark.models.base import CONF_DIR
 from benchmark.report.tables import write_table
 
@@ -92,14 +92,9 @@ def main(argv: list[str] | None = None) -> int:
         plans = {} if table_only else {name: unfinished(name, overrides) for name in EXPERIMENTS}
     if not table_only and subprocess.call([sys.executable, "-m", "data_prep.real_photos"]):
         return 1
-    for name, todo in plans.items():
-        if not todo:
-            print(f"{name}: every job finished with this configuration (force=true to redo)")
-            continue
-        print(f"{name}: {len(todo)} job(s) to run")
-        code = subprocess.call([sys.executable, "-m", "benchmark", "-m", f"experiment={name}", *overrides])
-        if code:
-            return code
+    code = run_plans(plans, overrides)
+    if code:
+        return code
     for path in write(table(collect(results)), results / "tables"):
         print(f"wrote {path}")
     return 0
