@@ -112,6 +112,40 @@ def _with_reference(table: pd.DataFrame, csv: str, keys: list[str], ours: str, t
     return merged
 
 
+def _reference_model(model: str, published: set[str]) -> str:
+    """The published row a run's model answers to: its own name, else the name before its fine-tuning suffix.
+
+    ``pointing.csv`` names architectures (``vgg16``, ``resnet50``); the runs name the fine-tuned configs
+    (``vgg16_voc07``, ``resnet50_coco14``), whose dataset column then picks the VOC or the COCO row.
+    """
+    if model in published:
+        return model
+    base = str(model).split("_", 1)[0]
+    return base if base in published else model
+
+
+def pointing_with_reference(table: pd.DataFrame) -> pd.DataFrame:
+    """Published pointing accuracies (all and difficult subsets) beside ours, with their differences.
+
+    A row matches on (architecture, method, dataset); the center baseline's published row (model ``any``)
+    matches every model's center run. Published rows no run matched stay, with no number of ours.
+    """
+    ref = pd.read_csv(REFERENCE_DIR / "pointing.csv")
+    published = set(ref["model"]) - {"any"}
+    table = table.copy()
+    table["_ref"] = [("any" if method == "center" else _reference_model(model, published))
+                     for model, method in zip(table["model"], table["method"])]
+    for subset, ours in (("all", "all: class-mean acc (%)"), ("difficult", "difficult: class-mean acc (%)")):
+        rows = ref[ref["subset"] == subset][["model", "method", "dataset", "accuracy"]]
+        rows = rows.rename(columns={"model": "_ref", "accuracy": f"{ours} (paper)"})
+        table = table.merge(rows, on=["_ref", "method", "dataset"], how="outer")
+        if ours not in table:
+            table[ours] = float("nan")
+        table[f"{ours} Δ"] = pd.to_numeric(table[ours], errors="coerce") - table[f"{ours} (paper)"]
+    table["model"] = table["model"].fillna(table["_ref"])
+    return table.drop(columns="_ref")
+
+
 OCCLUSION_COLUMNS = {"mean_rho": "mean rho", "ci95_low": "95% CI low", "ci95_high": "95% CI high",
                      "n": "n", "n_nan": "n NaN"}
 OCCLUSION_SETTINGS = ("patch", "stride", "fill", "resolution")
@@ -206,8 +240,7 @@ def metric_tables(frame: pd.DataFrame, out: Path, experiment: str | None, result
         title += " under TorchRay's protocol (smoothed pixel-space maps, aspect kept)" if "torchray" in exp else ""
         table = build(runs)
         if exp in ("pointing", "pointing_torchray"):  # the published numbers were made under pointing_torchray's protocol
-            table = _with_reference(table, "pointing.csv", ["model", "method", "dataset"], "all: class-mean acc (%)",
-                                    "accuracy", "subset == 'all'")
+            table = pointing_with_reference(table)
         elif exp == "pointing_modified":
             table = _with_reference(table, "pointing_modified.csv", ["method"], "accuracy (%)", "accuracy")
         write_table(table, out, exp, title)
