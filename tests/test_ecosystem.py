@@ -191,6 +191,23 @@ def test_captum_options_pass_through_and_typos_are_errors(toy):
         build_method("pgc_ablationcam", model, info, colour=1)
 
 
+def test_path_methods_run_their_steps_in_bounded_chunks(toy, monkeypatch):
+    """Integrated gradients and its relatives pass at most 32 rows per forward unless told otherwise."""
+    model, info, x = toy
+    rows = []
+    hook = model.register_forward_hook(lambda m, i, o: rows.append(i[0].shape[0]))
+    try:
+        build_method("captum_integrated_gradients", model, info, n_steps=40)(x, IDS[:, 0])
+        assert rows and max(rows) <= 32 and sum(rows) >= 40 * x.shape[0]
+        rows.clear()
+        build_method("captum_integrated_gradients", model, info, n_steps=40, internal_batch_size=None)(x, IDS[:, 0])
+        assert max(rows) == 40 * x.shape[0]  # the library's own default: every step at once
+    finally:
+        hook.remove()
+    for key in ("integrated_gradients_smoothgrad", "layer_conductance", "layer_integrated_gradients"):
+        assert build_method(f"captum_{key}", model, info).settings()["internal_batch_size"] == 32
+
+
 def test_model_restored_when_the_library_raises_midway(toy, monkeypatch):
     """Ablation-CAM swaps the layer for its ablation layer and keeps hooks; a failure after that,
     which also unfreezes a parameter, leaves the model exactly as it was."""
