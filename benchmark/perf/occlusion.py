@@ -14,8 +14,9 @@ Maps/s = 1 / (seconds per window x windows per map (+ the clean pass)); ours has
 centers per map (DESIGN 4.5), Captum ``((224 - p) // s + 1)^2`` windows. The FLOP bound beside each
 ratio is the same quotient with multiply-adds counted by ``torch.utils.flop_counter`` instead of
 seconds (convs and matmuls only), so the gap between a ratio and its bound is overhead.
-Contenders are timed in interleaved rounds (plain, Captum, clean pass, incremental per stride),
-fastest call of each kept, so a change in the machine's load during the section hits them alike.
+Contenders are timed in interleaved rounds (``timing.interleaved``: plain, Captum, the clean pass,
+incremental per stride, in rotating order; at least ``rounds[0]``, more while the budget lasts),
+the fastest call of each kept, so a change in the machine's load hits every contender alike.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ import time
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
+from benchmark.perf.timing import Contender, interleaved
 from benchmark.perf.tools import captum_occlusion
 from benchmark.methods._occlusion_regions import materialize, occluder
 from benchmark.methods.occlusion import centers, default_max_batch, incremental_engine
@@ -37,20 +39,6 @@ def _flops(fn) -> tuple[float, object]:
     with FlopCounterMode(display=False) as counter:
         out = fn()
     return float(counter.get_total_flops()), out
-
-
-def _interleaved(fns: dict, rounds: tuple[int, int], budget_s: float) -> tuple[dict, int]:
-    """Fastest time of each of ``fns`` over rounds that call every one in turn (so a change in the
-    machine's load hits every contender alike): at least ``rounds[0]`` rounds, at most ``rounds[1]``,
-    more than the minimum only while the budget lasts."""
-    best, done, start = {k: float("inf") for k in fns}, 0, time.perf_counter()
-    while done < rounds[0] or (done < rounds[1] and time.perf_counter() - start < budget_s):
-        for key, fn in fns.items():
-            t0 = time.perf_counter()
-            fn()
-            best[key] = min(best[key], time.perf_counter() - t0)
-        done += 1
-    return best, done
 
 
 def _sample(size: int, patch: int, stride: int, n: int, seed: int):
@@ -93,7 +81,9 @@ def engines(name: str, model, device, budget_s: float, rounds: tuple[int, int], 
 
     fns = {"plain": lambda: model(copies), "captum": lambda: cap(x, torch.tensor([cls], device=device)),
            "clean": lambda: engine.clean(x), **{s: (lambda s=s: incremental(s)) for s in strides}}
-    best, done = _interleaved(fns, rounds, budget_s)
+    timed = [Contender(str(k), str(k), fn, 1, 1) for k, fn in fns.items()]
+    done = interleaved(timed, device, rounds[0], rounds[1], time.perf_counter() + budget_s, measure_peak=False)
+    best = {k: min(c.times) for k, c in zip(fns, timed)}  # the fastest call: the least disturbed by load
     rows, notes = [], []
     for stride in strides:
         f_inc, got = _flops(lambda: engine.occluded(clean, img, batches[stride]))
