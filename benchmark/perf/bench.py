@@ -233,6 +233,7 @@ def main(argv: list[str] | None = None) -> int:
     if threads:
         torch.set_num_threads(threads)
     start, load0, date = time.perf_counter(), os.getloadavg(), datetime.now(timezone.utc).isoformat(timespec="seconds")
+    git = provenance.git_state()  # the code that runs: taken before the run, edits during it do not count
     _say(f"benchmark.perf: {'quick' if args.quick else 'full'} run on {provenance.device_description(str(device))}, "
          f"torch {torch.__version__}, load average {load0[0]:.2f}, budget {budget:.0f} s")
     if sections == {"all"}:
@@ -244,7 +245,7 @@ def main(argv: list[str] | None = None) -> int:
             "device": provenance.device_description(str(device)), "cpu_model": cpu_model(),
             "threads": torch.get_num_threads(), "cpus": os.cpu_count(), "load_avg_start": load0,
             "load_avg_end": os.getloadavg(), "budget_s": budget, "settings": cfg, "notes": result["notes"],
-            "versions": provenance.versions(), "git": provenance.git_state()}
+            "versions": provenance.versions(), "git": git}
     atomic_write_bytes(args.out / "run.json", json.dumps(meta, indent=2, default=str).encode())
     _say(f"\nwall time {wall:.0f} s; load average {meta['load_avg_end'][0]:.2f} at the end; CSVs in {args.out}/")
     return 0
