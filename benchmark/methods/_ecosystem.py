@@ -18,6 +18,9 @@ import inspect
 import torch
 from torch import nn
 
+from benchmark.methods.pixel import REDUCTIONS as PIXEL_REDUCTIONS
+from benchmark.methods.pixel import reduce_channels as pixel_reduce
+
 EXTRA = "pip install 'gradcam-benchmark[ecosystem]'"
 PACKAGES = {"pytorch_grad_cam": "grad-cam", "captum": "captum"}
 REDUCTIONS = ("max_abs", "sum_abs", "l2", "sum", "mean", "none")
@@ -70,12 +73,8 @@ def reduce_channels(attr: torch.Tensor, how: str) -> torch.Tensor:
     """``[N, C, h, w] -> [N, h, w]``; ``none`` requires ``C == 1`` (methods that reduce themselves)."""
     if attr.dim() != 4:
         raise ValueError(f"attribution of shape {tuple(attr.shape)}; expected [N, C, h, w]")
-    if how == "max_abs":
-        return attr.abs().amax(dim=1)
-    if how == "sum_abs":
-        return attr.abs().sum(dim=1)
-    if how == "l2":
-        return attr.pow(2).sum(dim=1).sqrt()
+    if how in PIXEL_REDUCTIONS:  # the pixel-space methods' reductions, shared
+        return pixel_reduce(attr, how, dim=1)
     if how == "sum":
         return attr.sum(dim=1)
     if how == "mean":

@@ -19,14 +19,14 @@ from benchmark.methods.grad_cam import GradCAM
 REDUCTIONS = ("max_abs", "sum_abs", "l2")
 
 
-def reduce_channels(grads: torch.Tensor, how: str = "max_abs") -> torch.Tensor:
-    """``[B, K, 3, H, W] -> [B, K, H, W]``."""
+def reduce_channels(grads: torch.Tensor, how: str = "max_abs", dim: int = 2) -> torch.Tensor:
+    """Channel dimension ``dim`` reduced: ``[B, K, 3, H, W] -> [B, K, H, W]`` with the default ``dim``."""
     if how == "max_abs":
-        return grads.abs().amax(dim=2)
+        return grads.abs().amax(dim=dim)
     if how == "sum_abs":
-        return grads.abs().sum(dim=2)
+        return grads.abs().sum(dim=dim)
     if how == "l2":
-        return grads.pow(2).sum(dim=2).sqrt()
+        return grads.pow(2).sum(dim=dim).sqrt()
     raise ValueError(f"channel reduction {how!r}; expected one of {REDUCTIONS}")
 
 

@@ -10,7 +10,10 @@ gradient vs Captum; occlusion vs Captum; per-image CPU work (decode, preprocessi
 post-processing); a long run checking memory growth and that no hook or autograd graph survives;
 the pytorch-grad-cam and Captum adapters against their libraries called directly (``perf/ecosystem.py``);
 and wall-time estimates of the paper's tables derived from these numbers. Writes CSV files under
-``--out`` and prints every table. ``--quick`` runs the same code on tiny inputs (a smoke test).
+``--out`` and prints every table. ``--quick`` runs the same code on tiny inputs (a smoke test);
+``--sections engines,ecosystem`` runs only those sections. ``run.json`` records the machine (CPU,
+cores, load average at start and end), the versions, the date and the commit; a run's CSVs are
+recorded for the docs with ``python -m benchmark.perf.recorded`` (see there).
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ import json
 import os
 import sys
 import time
+from datetime import datetime, timezone
 from pathlib import Path
 
 import torch
@@ -47,8 +51,20 @@ QUICK = {"models": ("toy_gap", "toy_vgg"), "batch": 2, "size": 64, "k": 2, "roun
          "post_images": 4, "post_rounds": 1,
          "memory": {"model": "toy_gap", "images": 32, "batch": 8, "size": 64}, "targets": False}
 TOYS = ("toy_gap", "toy_vgg")  # built with weights="random" (no training run on first use)
+SECTIONS = ("engines", "ecosystem")  # what --sections can run alone
 THROUGHPUT_COLUMNS = ["model", "contender", "classes", "maps_per_call", "rounds", "median_s", "q1_s", "q3_s",
                       "min_s", "max_s", "maps_per_s", "peak_extra_mb"]
+
+
+def cpu_model() -> str | None:
+    """The CPU's model name from ``/proc/cpuinfo`` (None where the file does not exist)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return None
 
 
 def _batch(info, cfg, device, seed=0):
@@ -74,12 +90,23 @@ def _engines_section(name: str, model, cfg: dict, device, budget_s: float, out_r
     if name not in eng["models"]:
         return
     r, n = occlusion.engines(name, model, device, cfg["budget"]["engines"] * budget_s / len(eng["models"]),
-                                    cfg["rounds"][1], eng["patch"], eng["strides"], eng["size"])
+                             cfg["rounds"], eng["patch"], eng["strides"], eng["size"])
     out_rows += r
     notes += n
     _say(report.table(r, occlusion.COLUMNS, f"\nOcclusion engines, {name}, patch {eng['patch']}, 1 image "
                       "(maps/s from timed window batches; bounds from FLOP counts)"))
     _say("\n".join(n))
+
+
+def _ecosystem_section(name, model, info, images, ids, cfg, device, budget_s, rows, notes, eco_rows) -> None:
+    """The adapters against their libraries called directly, 2 images (``perf/ecosystem.py``)."""
+    r, eco, eco_notes = ecosystem.run(name, model, info, images[:2], ids[:2], device,
+                                      cfg["budget"]["ecosystem"] * budget_s, cfg["rounds"])
+    rows += r
+    notes += eco_notes
+    eco_rows.extend(eco)
+    _say(report.table(eco, list(eco[0]) if eco else ["family"], f"\nEcosystem adapters vs the library called "
+                      f"directly, {name}, 2 images x {ids.shape[1]} classes (maps/s; ratio 1 = no overhead)"))
 
 
 def _model_sections(name: str, cfg: dict, device, budget_s: float, rows: list, checks: list, notes: list,
@@ -96,13 +123,7 @@ def _model_sections(name: str, cfg: dict, device, budget_s: float, rows: list, c
         rows += r
         checks += c
         _say(report.table(r, THROUGHPUT_COLUMNS, f"\nGuided backprop and gradient, {name}"))
-        r, eco, eco_notes = ecosystem.run(name, model, info, images[:2], ids[:2], device,
-                                         cfg["budget"]["ecosystem"] * budget_s, cfg["rounds"])
-        rows += r
-        notes += eco_notes
-        eco_rows.extend(eco)
-        _say(report.table(eco, list(eco[0]) if eco else ["family"], f"\nEcosystem adapters vs the library called "
-                          f"directly, {name}, 2 images x {ids.shape[1]} classes (maps/s; ratio 1 = no overhead)"))
+        _ecosystem_section(name, model, info, images, ids, cfg, device, budget_s, rows, notes, eco_rows)
     occ = cfg["occlusion"]
     if name == occ["model"]:
         r, note = compare.occlusion(name, model, info, images[:occ["batch"]], ids[:occ["batch"]], device,
@@ -152,7 +173,7 @@ def run(cfg: dict, device: torch.device, out: Path, budget_s: float, gpus: int) 
     if device.type == "cuda":  # forward images/s measured on the GPU replace the assumption
         measured = {r["model"]: r["maps_per_s"] for r in rows
                     if r["section"] == "grad_cam" and r["contender"] == "forward"}
-    est = estimates.estimates(rows, post_rows, cfg["k"], gpus, measured)
+    est = estimates.estimates(rows, post_rows, cfg["k"], gpus, measured, engine_rows=engine_rows)
     _say(report.table(est, ["experiment", "model", "method", "images", "maps_per_image", "forward_equiv_per_image",
                             "forward_ips", "forward_ips_source", "time_1_gpu", f"time_{gpus}_gpus", "time_this_cpu",
                             "cpu_core_hours"],
@@ -160,6 +181,28 @@ def run(cfg: dict, device: torch.device, out: Path, budget_s: float, gpus: int) 
     tables = {"throughput": rows, "agreement": checks, "post": post_rows, "memory": memory_rows,
               "memory_checks": mem_checks, "ratios": ratios, "estimates": est, "ecosystem": eco_rows,
               "occlusion_engines": engine_rows}
+    for name, table_rows in tables.items():
+        report.write_csv(out / f"{name}.csv", table_rows)
+    return {**tables, "notes": notes}
+
+
+def run_sections(cfg: dict, device: torch.device, out: Path, budget_s: float, sections: set[str]) -> dict:
+    """Only the named sections (``engines``, ``ecosystem``), with the same settings and budget
+    shares as in a full run; writes their CSVs under ``out``."""
+    tables, notes = {}, []
+    if "engines" in sections:
+        tables["occlusion_engines"] = []
+        for name in cfg["engines"]["models"]:
+            model, _ = _model(name, device)
+            _engines_section(name, model, cfg, device, budget_s, tables["occlusion_engines"], notes)
+            del model
+            gc.collect()
+    if "ecosystem" in sections:
+        model, info = _model(cfg["pixel_model"], device)
+        images, ids = _batch(info, cfg, device)
+        tables["ecosystem_throughput"], tables["ecosystem"] = [], []
+        _ecosystem_section(cfg["pixel_model"], model, info, images, ids, cfg, device, budget_s,
+                           tables["ecosystem_throughput"], notes, tables["ecosystem"])
     for name, table_rows in tables.items():
         report.write_csv(out / f"{name}.csv", table_rows)
     return {**tables, "notes": notes}
@@ -175,7 +218,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--gpus", type=int, default=8, help="GPU count for the N-GPU wall-time estimates")
     parser.add_argument("--threads", type=int, default=None,
                         help="torch intra-op threads (default: torch's choice, one per core; quick: 1)")
+    parser.add_argument("--sections", default="all",
+                        help="comma-separated subset to run: engines (occlusion engines), ecosystem; default all")
     args = parser.parse_args(argv)
+    sections = set(args.sections.split(","))
+    if sections != {"all"} and not sections <= set(SECTIONS):
+        parser.error(f"--sections {args.sections!r}: expected 'all' or a comma-separated subset of {', '.join(SECTIONS)}")
     if args.device == "cuda" and not torch.cuda.is_available():
         parser.error("--device cuda: no CUDA device is available to this torch build")
     cfg = QUICK if args.quick else FULL
@@ -184,15 +232,20 @@ def main(argv: list[str] | None = None) -> int:
     threads = args.threads or (1 if args.quick else None)
     if threads:
         torch.set_num_threads(threads)
-    start, load0 = time.perf_counter(), os.getloadavg()
+    start, load0, date = time.perf_counter(), os.getloadavg(), datetime.now(timezone.utc).isoformat(timespec="seconds")
+    git = provenance.git_state()  # the code that runs: taken before the run, edits during it do not count
     _say(f"benchmark.perf: {'quick' if args.quick else 'full'} run on {provenance.device_description(str(device))}, "
          f"torch {torch.__version__}, load average {load0[0]:.2f}, budget {budget:.0f} s")
-    result = run(cfg, device, args.out, budget, args.gpus)
+    if sections == {"all"}:
+        result = run(cfg, device, args.out, budget, args.gpus)
+    else:
+        result = run_sections(cfg, device, args.out, budget, sections)
     wall = time.perf_counter() - start
-    meta = {"wall_s": wall, "quick": args.quick, "device": provenance.device_description(str(device)),
+    meta = {"date": date, "wall_s": wall, "quick": args.quick, "sections": sorted(sections),
+            "device": provenance.device_description(str(device)), "cpu_model": cpu_model(),
             "threads": torch.get_num_threads(), "cpus": os.cpu_count(), "load_avg_start": load0,
             "load_avg_end": os.getloadavg(), "budget_s": budget, "settings": cfg, "notes": result["notes"],
-            "versions": provenance.versions(), "git": provenance.git_state()}
+            "versions": provenance.versions(), "git": git}
     atomic_write_bytes(args.out / "run.json", json.dumps(meta, indent=2, default=str).encode())
     _say(f"\nwall time {wall:.0f} s; load average {meta['load_avg_end'][0]:.2f} at the end; CSVs in {args.out}/")
     return 0

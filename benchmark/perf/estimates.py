@@ -5,7 +5,10 @@ Estimate = images x (forward-equivalents per image) / (forward images per second
 * Forward-equivalents per image come from this run: a method's median time divided by the plain
   forward's on the same model and batch (Grad-CAM/CAM: ``ours kK / forward``; pixel-space methods,
   also standing in for excitation backprop, one backward to the input: ``ours guided kK / forward``
-  on the pixel-section model, c-MWP counted twice; occlusion at stride 1: ``H*W + 1`` forwards).
+  on the pixel-section model, c-MWP counted twice; occlusion at stride 1: ``H*W + 1`` forwards with
+  the plain engine, ``1 + H*W / r`` with the incremental one, ``r`` its speed-up over plain measured
+  in the occlusion-engines section on the same model at the smallest stride timed: the cost per
+  window does not depend on the stride, and at stride 1 every pixel is a window).
   These ratios are assumed to carry over from this CPU to a GPU (forward and backward kernels keep
   roughly their cost ratio).
 * Forward images/s on the device: measured when the bench ran on CUDA (batch of this run, so a
@@ -74,9 +77,21 @@ def factors(rows: list[dict], k: int) -> dict:
     return out
 
 
-def _factor(f: dict, model: str, family: str, maps: int, k: int, size: int) -> float | None:
+def occlusion_speedup(engine_rows: list[dict] | None, model: str, key: str = "incremental_vs_plain") -> float | None:
+    """The incremental engine's speed-up over plain (``key``: measured, or ``..._flop_bound``) on
+    ``model`` at the smallest stride of the occlusion-engines rows; None where not measured."""
+    mine = [r for r in engine_rows or [] if r["model"] == model]
+    return float(min(mine, key=lambda r: int(r["stride"]))[key]) if mine else None
+
+
+def occlusion_factor(size: int, speedup: float | None) -> float:
+    """Forward-equivalents of one stride-1 occlusion map: the clean pass and ``size^2`` windows."""
+    return 1.0 + size * size / (speedup or 1.0)
+
+
+def _factor(f: dict, model: str, family: str, maps: int, k: int, size: int, speedup: float | None = None) -> float | None:
     if family == "occlusion":
-        return size * size + 1.0
+        return occlusion_factor(size, speedup)
     base = "pixel" if family in ("pixel", "c-mwp") else "grad_cam"
     kk = 1 if maps == 1 else k
     candidates = [m for (m, fam, c) in f if fam == base and c == kk]
@@ -115,25 +130,50 @@ def _cpu_forward_ips(rows: list[dict], model: str) -> float | None:
     return measured[near] * gmacs(near) / gmacs(model)
 
 
+def gpu_hours(images: int, factor: float, model: str, measured_ips: float | None = None,
+              gpu_tflops: float = GPU_TFLOPS) -> float:
+    """Hours on one GPU for ``images`` x ``factor`` forwards of ``model`` (measured or assumed images/s)."""
+    return images * factor / (measured_ips or gpu_tflops * 1e12 / (2 * gmacs(model) * 1e9)) / 3600
+
+
+def table2_occlusion(engine_rows: list[dict], gpus: int, size: int = 224) -> list[dict]:
+    """Table 2's occlusion maps (VGG-16, stride 1, 2 510 images) with each engine: the plain one, the
+    incremental one at its measured speed-up and at its FLOP bound; 1 GPU and ``gpus`` GPUs."""
+    (_, images, model, _, _), = [p for p in PLAN if p[3] == "occlusion"]
+    out = []
+    for engine, key in (("plain", None), ("incremental, measured", "incremental_vs_plain"),
+                        ("incremental, FLOP bound", "incremental_vs_plain_flop_bound")):
+        speedup = 1.0 if key is None else occlusion_speedup(engine_rows, model, key)
+        if speedup is None:
+            continue
+        hours = gpu_hours(images, occlusion_factor(size, speedup), model)
+        out.append({"engine": engine, "speedup": speedup, "hours_1_gpu": hours, "time_1_gpu": duration(hours),
+                    "gpus": gpus, "time_n_gpus": duration(hours / gpus)})
+    return out
+
+
 def estimates(rows: list[dict], post_rows: list[dict], k: int, gpus: int, measured_fwd_ips: dict | None,
-              gpu_tflops: float = GPU_TFLOPS, size: int = 224) -> list[dict]:
+              gpu_tflops: float = GPU_TFLOPS, size: int = 224, engine_rows: list[dict] | None = None) -> list[dict]:
     """One row per planned job: forward-equivalents, wall time on 1 and on ``gpus`` GPUs and on
-    this machine's CPU, and the CPU core-hours of decoding, preprocessing and post-processing."""
+    this machine's CPU, and the CPU core-hours of decoding, preprocessing and post-processing.
+    Occlusion is priced with the incremental engine where ``engine_rows`` measured it on the model."""
     f = factors(rows, k)
     per = {r["step"]: r.get("median_ms") for r in post_rows}
     decode_ms = (per.get("jpeg decode (PIL)") or 0.0) + (per.get("preprocess to 224") or 0.0)
     post_ms = per.get("post-processing total") or 0.0
     out = []
     for experiment, images, model, family, maps in PLAN:
-        factor = _factor(f, model, family, maps, k, size)
+        speedup = occlusion_speedup(engine_rows, model) if family == "occlusion" else None
+        factor = _factor(f, model, family, maps, k, size, speedup)
         measured = (measured_fwd_ips or {}).get(model)
         if factor is None or (measured is None and gmacs(model) is None):
             continue
         ips = measured or gpu_tflops * 1e12 / (2 * gmacs(model) * 1e9)
-        hours = images * factor / ips / 3600
+        hours = gpu_hours(images, factor, model, measured, gpu_tflops)
         cpu_ips = _cpu_forward_ips(rows, model)
         cpu_ms = decode_ms + (0.0 if family == "occlusion" else maps * post_ms)
-        out.append({"experiment": experiment, "model": model, "method": family, "images": images,
+        method = f"occlusion incremental ({speedup:.2f}x plain)" if speedup else family
+        out.append({"experiment": experiment, "model": model, "method": method, "images": images,
                     "maps_per_image": maps, "forward_equiv_per_image": factor, "forward_ips": ips,
                     "forward_ips_source": "measured" if measured else f"assumed {gpu_tflops:g} TFLOP/s",
                     "hours_1_gpu": hours, "time_1_gpu": duration(hours), f"time_{gpus}_gpus": duration(hours / gpus),

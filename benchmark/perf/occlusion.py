@@ -14,6 +14,9 @@ Maps/s = 1 / (seconds per window x windows per map (+ the clean pass)); ours has
 centers per map (DESIGN 4.5), Captum ``((224 - p) // s + 1)^2`` windows. The FLOP bound beside each
 ratio is the same quotient with multiply-adds counted by ``torch.utils.flop_counter`` instead of
 seconds (convs and matmuls only), so the gap between a ratio and its bound is overhead.
+Contenders are timed in interleaved rounds (``timing.interleaved``: plain, Captum, the clean pass,
+incremental per stride, in rotating order; at least ``rounds[0]``, more while the budget lasts),
+the fastest call of each kept, so a change in the machine's load hits every contender alike.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ import time
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
+from benchmark.perf.timing import Contender, interleaved
 from benchmark.perf.tools import captum_occlusion
 from benchmark.methods._occlusion_regions import materialize, occluder
 from benchmark.methods.occlusion import centers, default_max_batch, incremental_engine
@@ -37,16 +41,6 @@ def _flops(fn) -> tuple[float, object]:
     return float(counter.get_total_flops()), out
 
 
-def _best(fn, rounds: int, budget_s: float) -> tuple[float, int]:
-    """The fastest of up to ``rounds`` calls of ``fn`` (at least one, more while the budget lasts)."""
-    times, start = [], time.perf_counter()
-    while not times or (len(times) < rounds and time.perf_counter() - start < budget_s):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return min(times), len(times)
-
-
 def _sample(size: int, patch: int, stride: int, n: int, seed: int):
     """``n`` window spans ``(lo [n, 2], hi [n, 2])`` drawn from the stride's grid of centers."""
     c = centers(size, stride)
@@ -57,7 +51,7 @@ def _sample(size: int, patch: int, stride: int, n: int, seed: int):
 
 
 @torch.no_grad()
-def engines(name: str, model, device, budget_s: float, rounds: int, patch: int, strides,
+def engines(name: str, model, device, budget_s: float, rounds: tuple[int, int], patch: int, strides,
             size: int = 224) -> tuple[list[dict], list[str]]:
     """Rows (one per stride) of maps/s, ratios to Captum with their FLOP bounds, and profile notes."""
     x = torch.randn(1, 3, size, size, generator=torch.Generator().manual_seed(0)).to(device)
@@ -67,50 +61,68 @@ def engines(name: str, model, device, budget_s: float, rounds: int, patch: int, 
     lo, hi = _sample(size, patch, strides[0], plain_batch, seed=1)
     region = occluder(x, torch.zeros(plain_batch, dtype=torch.long, device=device), lo.to(device), hi.to(device), 0.0)
     copies = materialize(x, torch.zeros(plain_batch, dtype=torch.long, device=device), region)
-    share = budget_s / (2 + len(strides))
-    t_plain, _ = _best(lambda: model(copies), rounds, share)
     f_forward, _ = _flops(lambda: model(x))
     cap_stride = min(patch, max(1, (size - patch) // 3))  # Captum needs stride <= window
     cap_windows = ((size - patch) // cap_stride + 1) ** 2
     cap = captum_occlusion(model, patch, cap_stride, 0.0)
-    t_cap, _ = _best(lambda: cap(x, torch.tensor([cls], device=device)), rounds, share)
-    t_clean, _ = _best(lambda: engine.clean(x), 1, 0)
     clean = engine.clean(x)
-    rows, notes = [], []
+    img = torch.zeros(inc_batch, dtype=torch.long, device=device)
+    batches, timings = {}, {s: {} for s in strides}
     for stride in strides:
         lo, hi = _sample(size, patch, stride, inc_batch, seed=stride)
-        img = torch.zeros(inc_batch, dtype=torch.long, device=device)
-        first = occluder(x, img, lo.to(device), hi.to(device), 0.0)
-        engine.timings = {}
-        t_inc, n_inc = _best(lambda: engine.occluded(clean, img, first), rounds, share)
-        timings, engine.timings = engine.timings, None
-        f_inc, got = _flops(lambda: engine.occluded(clean, img, first))
+        batches[stride] = occluder(x, img, lo.to(device), hi.to(device), 0.0)
+
+    def incremental(stride):
+        engine.timings = timings[stride]
+        try:
+            engine.occluded(clean, img, batches[stride])
+        finally:
+            engine.timings = None
+
+    fns = {"plain": lambda: model(copies), "captum": lambda: cap(x, torch.tensor([cls], device=device)),
+           "clean": lambda: engine.clean(x), **{s: (lambda s=s: incremental(s)) for s in strides}}
+    timed = [Contender(str(k), str(k), fn, 1, 1) for k, fn in fns.items()]
+    done = interleaved(timed, device, rounds[0], rounds[1], time.perf_counter() + budget_s, measure_peak=False)
+    best = {k: min(c.times) for k, c in zip(fns, timed)}  # the fastest call: the least disturbed by load
+    rows, notes = [], []
+    for stride in strides:
+        f_inc, got = _flops(lambda: engine.occluded(clean, img, batches[stride]))
         f_inc /= inc_batch
         got = got[:plain_batch, cls]  # checked against plain forwards of the first copies (they are slow)
-        ref = model(materialize(x, img, first)[:plain_batch])[:, cls]
+        ref = model(materialize(x, img, batches[stride])[:plain_batch])[:, cls]
         drop = (clean[engine.nodes[-1]][0, cls] - ref).abs().max().clamp_min(1e-30)
         ours_n, cap_n = len(centers(size, stride)) ** 2, ((size - patch) // stride + 1) ** 2
-        per_map = {"plain": t_clean + ours_n * t_plain / plain_batch, "captum": cap_n * t_cap / cap_windows,
-                   "incremental": t_clean + ours_n * t_inc / inc_batch}
+        per_map = {"plain": best["clean"] + ours_n * best["plain"] / plain_batch,
+                   "captum": cap_n * best["captum"] / cap_windows,
+                   "incremental": best["clean"] + ours_n * best[stride] / inc_batch}
         bound = {"plain": cap_n / (ours_n + 1), "incremental": cap_n * f_forward / (f_forward + ours_n * f_inc)}
-        row = {"model": name, "patch": patch, "stride": stride, "windows_ours": ours_n, "windows_captum": cap_n}
+        row = {"model": name, "patch": patch, "stride": stride, "windows_ours": ours_n, "windows_captum": cap_n,
+               "rounds": done}
         row.update({f"{k}_maps_per_s": 1.0 / v for k, v in per_map.items()})
         for k in ("plain", "incremental"):
             row[f"{k}_vs_captum"] = per_map["captum"] / per_map[k]
             row[f"{k}_flop_bound"] = bound[k]
         row["incremental_vs_plain"] = per_map["plain"] / per_map["incremental"]
+        row["incremental_vs_plain_flop_bound"] = (ours_n + 1) * f_forward / (f_forward + ours_n * f_inc)
         row["gmac_per_window"] = f"{f_inc / 2e9:.2f} of {f_forward / 2e9:.2f}"
         row["max_diff_rel"] = float((got - ref).abs().max() / drop)
         row["target"] = TARGETS.get(name)
         row["holds"] = None if row["target"] is None else row["incremental_vs_captum"] >= row["target"]
+        row["profile"] = profile(timings[stride])
         rows.append(row)
-        spent = sorted(timings.items(), key=lambda kv: -kv[1][0])[:8]
-        total = sum(v[0] for v in timings.values()) or 1.0
-        notes.append(f"occlusion engines, {name}, stride {stride}: incremental time per node ({n_inc} timed calls of "
-                     f"{inc_batch} windows): " + ", ".join(f"{k} {v[2]} {100 * v[0] / total:.0f}%" for k, v in spent))
+        notes.append(f"occlusion engines, {name}, stride {stride}: incremental time per node ({done} timed calls of "
+                     f"{inc_batch} windows): {row['profile']}")
     return rows, notes
 
 
-COLUMNS = ["model", "stride", "windows_ours", "windows_captum", "captum_maps_per_s", "plain_maps_per_s",
+def profile(timings: dict, top: int = 8) -> str:
+    """The ``top`` graph nodes by time, ``name how share%`` (``how``: footprint or full recomputation)."""
+    spent = sorted(timings.items(), key=lambda kv: -kv[1][0])[:top]
+    total = sum(v[0] for v in timings.values()) or 1.0
+    return ", ".join(f"{k} {v[2]} {100 * v[0] / total:.0f}%" for k, v in spent)
+
+
+COLUMNS = ["model", "stride", "rounds", "windows_ours", "windows_captum", "captum_maps_per_s", "plain_maps_per_s",
            "incremental_maps_per_s", "plain_vs_captum", "plain_flop_bound", "incremental_vs_captum",
-           "incremental_flop_bound", "incremental_vs_plain", "gmac_per_window", "max_diff_rel", "target", "holds"]
+           "incremental_flop_bound", "incremental_vs_plain", "incremental_vs_plain_flop_bound", "gmac_per_window",
+           "max_diff_rel", "target", "holds"]
