@@ -26,9 +26,9 @@ from benchmark.data.classes import check_classes
 from benchmark.data.manifest import ManifestError
 from benchmark.data.readers import ManifestDataset
 from benchmark.data.transforms import Preprocess
-from benchmark.methods import NotApplicable, build_method
+from benchmark.methods import METHODS, NotApplicable, build_method
 from benchmark.methods.base import for_samples
-from benchmark.metrics import build_metric
+from benchmark.metrics import METRICS, build_metric
 from benchmark.models import build_model
 from benchmark.progress import Progress
 from benchmark.runs import provenance
@@ -151,6 +151,13 @@ def _build_method(mcfg: dict, model, info):
         raise
 
 
+def check_options(config: dict) -> None:
+    """Every key of ``method.options`` and ``metric.options`` must be one the method or metric declares
+    (``benchmark.registry``): a typo stops the run before anything is built, naming the accepted options."""
+    METHODS.check_options(config["method"]["name"], config["method"].get("options") or {}, "method.options")
+    METRICS.check_options(config["metric"]["name"], config["metric"].get("options") or {}, "metric.options")
+
+
 def _evaluated_ids(ds: dict) -> list[str]:
     """Image ids the run scores (only read when the checkpoint lists its training ids)."""
     ensure_dataset(ds)
@@ -166,6 +173,7 @@ def evaluate(config: dict, run_dir: Path | None = None) -> dict:
     output; the run holds the folder's lock.
     """
     config = public_config(config, secret_values(config))  # secrets are never hashed, written or logged
+    check_options(config)
     check_training_overlap(config, functools.partial(_evaluated_ids, config["dataset"]))  # even a finished run
     run_dir, digest, done = public_job_state(config, run_dir)
     store = RunStore(run_dir)
