@@ -92,6 +92,7 @@ class Config:
     logger: LoggerConfig = field(default_factory=LoggerConfig)
     paths: PathsConfig = field(default_factory=PathsConfig)
     experiment_name: str = "default"
+    plugins: List[str] = field(default_factory=list)  # modules of the user's own methods/metrics/models (benchmark/plugins.py)
     seed: int = 0
     device: str = "cpu"
     deterministic: bool = True  # on CUDA: deterministic algorithms, cuDNN without autotuning
