@@ -5,12 +5,14 @@ The overrides are read from README.md, docs/*.md, the comments of conf/ and the 
 benchmark/ (a new one is covered without editing this test): ``method.options.X=V``,
 ``metric.options.X=V``, ``model.X=V`` and ``dataset.X=V``. An option is composed with a method or
 metric that declares it; where the value is concrete (not a placeholder such as ``PATH`` or
-``<name>``) the method (on the toy model) or metric is built with it too.
+``<name>``) the method (on the toy model) or metric is built with it too. The options of the plugin
+example in docs/own_model_data_method.md count as declared while its module is loaded.
 """
 
 from __future__ import annotations
 
 import re
+import sys
 from pathlib import Path
 
 import pytest
@@ -21,6 +23,8 @@ from benchmark.config import register_configs
 from benchmark.evaluate import check_options, load_model
 from benchmark.methods import METHODS, build_method
 from benchmark.metrics import METRICS, build_metric
+from benchmark import plugins
+from benchmark.plugins import load_plugins
 from benchmark.registry import OptionError
 
 REPO = Path(__file__).resolve().parents[1]
@@ -45,6 +49,28 @@ def documented_overrides() -> list[tuple[str, str, str]]:
 
 
 OVERRIDES = documented_overrides()
+
+
+@pytest.fixture(scope="module")
+def plugin_example(tmp_path_factory):
+    """The doc's plugin module, loaded for these tests and removed from the registry afterwards."""
+    from test_plugins import example_module
+
+    folder = tmp_path_factory.mktemp("plugin")
+    (folder / "my_explainers.py").write_text(example_module())
+    sys.path.insert(0, str(folder))
+    try:
+        load_plugins(["my_explainers"])
+        yield
+    finally:
+        sys.path.remove(str(folder))
+        for name in [n for n in METHODS.names() if n not in METHODS_SHIPPED]:
+            METHODS._items.pop(name), METHODS._options.pop(name)
+        sys.modules.pop("my_explainers", None)
+        plugins._loaded.remove("my_explainers")
+
+
+METHODS_SHIPPED = set(METHODS.names())
 
 
 def _compose(overrides: list[str]):
@@ -82,7 +108,7 @@ def test_the_documentation_shows_overrides_of_each_kind():
 
 
 @pytest.mark.parametrize("where,plus,key,value", OVERRIDES, ids=[f"{k}={v}" for _, _, k, v in OVERRIDES])
-def test_documented_override_composes_and_is_accepted(where, plus, key, value, tmp_path, monkeypatch):
+def test_documented_override_composes_and_is_accepted(where, plus, key, value, tmp_path, monkeypatch, plugin_example):
     monkeypatch.setenv("BENCHMARK_CACHE", str(REPO / ".cache"))
     concrete = not PLACEHOLDER.search(value)
     group, _, option = key.partition(".options.")
