@@ -9,9 +9,9 @@ file in ``conf/`` gets a config group entry holding only its name, so ``method=<
 
 Where the import happens: ``python -m benchmark`` imports the plugins named on its command line
 before Hydra composes the config (the group entries must exist by then, and Hydra hands its config
-store to every multirun job, Slurm's included); every job imports the config's ``plugins`` again
-before it runs (a Slurm or submitit job is a fresh process whose registries start empty), and so
-does ``evaluate`` for the Python API. Importing is idempotent.
+store to every multirun job, Slurm's included); ``evaluate`` imports the config's ``plugins`` again
+before it reads a registry, in every job (a Slurm or submitit job is a fresh process whose registries
+start empty) and for the Python API. Importing is idempotent.
 """
 
 from __future__ import annotations

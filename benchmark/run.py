@@ -19,7 +19,6 @@ from omegaconf import DictConfig, OmegaConf
 
 from benchmark.evaluate import evaluate
 from benchmark.models.base import CONF_DIR
-from benchmark.plugins import load_plugins
 from benchmark.runs import redact
 from benchmark.runs.identity import register_hydra, run_dir_for
 from benchmark.runs.store import RunFolderBusy, RunStore
@@ -73,7 +72,6 @@ def main(cfg: DictConfig) -> None:
     if HydraConfig.initialized():
         redact.scrub_hydra_outputs(HydraConfig.get(), secrets)
     use_cache_dir(config)
-    load_plugins(config.get("plugins"))  # again in the job: a Slurm/submitit job starts with empty registries
     if int(os.environ.get("SLURM_RESTART_COUNT", "0")) > 0:
         config["force"] = False  # a requeued job resumes its parts instead of wiping them again
     from benchmark.tracking import tracked
