@@ -27,6 +27,7 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q torch==2.13.0 torchvision==0.28.0
 	$(PY) -m pip install -q -e '.[test,bench,dashboard]'
+	$(PY) -c 'import benchmark._compat as c; c.main()'  # `import torchvision` first works too (benchmark/_compat.py)
 	@touch $(STAMP)
 
 install: $(STAMP) ## create/use .venv and install the package with its extras (idempotent)

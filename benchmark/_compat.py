@@ -9,13 +9,22 @@ import then dies with ``operator torchvision::nms does not exist`` because it re
 cannot load does it define the two op schemas torchvision's import touches (``nms``, ``qnms``),
 so that the models, transforms and weight enums import and work; the box ops themselves then
 raise torchvision's usual "Couldn't load custom C++ ops" error, which this suite never calls.
+
+``import torchvision`` before ``import benchmark`` (a user's own script) needs the same preparation:
+``benchmark._compat.main()`` (run by ``make install``) writes a start-up hook into the
+environment's site-packages, only when the extension cannot load: a ``.pth`` line that puts a
+finder on ``sys.meta_path``. Python start-up stays cheap (nothing is imported then); the first
+``import torchvision`` calls ``ensure_torchvision`` and the finder removes itself.
 """
 
 from __future__ import annotations
 
+import argparse
 import importlib.util
 import os
 import sys
+import sysconfig
+from pathlib import Path
 
 import torch
 
@@ -37,6 +46,14 @@ def _extension_path() -> str | None:
     return None
 
 
+def _has_cpu_kernel(name: str) -> bool:
+    """Whether the op has a CPU kernel (the extension's); a schema defined here has none."""
+    try:
+        return bool(torch._C._dispatch_has_kernel_for_dispatch_key(f"torchvision::{name}", "CPU"))
+    except RuntimeError:
+        return False
+
+
 def _op_exists(name: str) -> bool:
     try:
         torch._C._dispatch_has_kernel_for_dispatch_key(f"torchvision::{name}", "CPU")
@@ -53,8 +70,11 @@ def ensure_torchvision() -> bool:
     if _state["checked"]:
         return bool(_state["extension_loaded"])
     _state["checked"] = True
-    if "torchvision" in sys.modules or all(_op_exists(n) for n in _SCHEMAS):
-        _state["extension_loaded"] = _op_exists("nms")
+    if "torchvision" in sys.modules:  # imported already (through the start-up hook, or it loaded by itself)
+        _state["extension_loaded"] = bool(sys.modules["torchvision"].extension._has_ops())
+        return bool(_state["extension_loaded"])
+    if all(_op_exists(n) for n in _SCHEMAS):
+        _state["extension_loaded"] = _has_cpu_kernel("nms")
         return bool(_state["extension_loaded"])
     path = _extension_path()
     loaded = False
@@ -79,3 +99,55 @@ def torchvision_extension_loaded() -> bool:
     """Whether torchvision's compiled ops are available in this process."""
     ensure_torchvision()
     return bool(_state["extension_loaded"])
+
+
+HOOK_MODULE, HOOK_PTH = "_benchmark_torchvision_hook.py", "benchmark_torchvision_hook.pth"
+HOOK = '''"""Start-up hook of gradcam-benchmark (written by benchmark._compat.main(), `make install`): torchvision's compiled
+extension cannot load in this environment, so the first `import torchvision` runs
+benchmark._compat.ensure_torchvision() first. Nothing is imported at start-up."""
+import sys
+
+
+class TorchvisionFinder:
+    @staticmethod
+    def find_spec(name, path=None, target=None):
+        if name == "torchvision":
+            sys.meta_path.remove(TorchvisionFinder)  # once: the real finders import torchvision
+            try:
+                from benchmark._compat import ensure_torchvision
+                ensure_torchvision()
+            except Exception:  # noqa: BLE001  (without the package, torchvision fails with its own error)
+                pass
+        return None
+
+
+if "torchvision" not in sys.modules and TorchvisionFinder not in sys.meta_path:
+    sys.meta_path.insert(0, TorchvisionFinder)
+'''
+
+
+def install_hook(site_dir: str | Path, needed: bool) -> bool:
+    """Write the start-up hook into ``site_dir`` when ``needed`` (the extension cannot load), else remove
+    one written before; idempotent. Returns whether the hook is installed."""
+    module, pth = Path(site_dir) / HOOK_MODULE, Path(site_dir) / HOOK_PTH
+    if not needed:
+        module.unlink(missing_ok=True)
+        pth.unlink(missing_ok=True)
+        return False
+    module.write_text(HOOK)
+    pth.write_text(f"import {module.stem}\n")
+    return True
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Install the start-up hook into site-packages (or ``--site DIR``) where the extension cannot load.
+
+    Run as ``python -c "import benchmark._compat as c; c.main()"`` (``-m`` would load this module twice)."""
+    parser = argparse.ArgumentParser(description=main.__doc__)
+    parser.add_argument("--site", default=sysconfig.get_paths()["purelib"], help="site-packages folder")
+    args = parser.parse_args(argv)
+    loaded = ensure_torchvision()
+    if install_hook(args.site, needed=not loaded):
+        print(f"torchvision's C extension cannot load: start-up hook written to {Path(args.site) / HOOK_PTH}")
+    else:
+        print("torchvision's C extension loads: no start-up hook needed")

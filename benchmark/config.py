@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional
 
 from hydra.core.config_store import ConfigStore
-from omegaconf import MISSING
+from omegaconf import MISSING, DictConfig, OmegaConf
 
 
 
@@ -28,6 +28,12 @@ class ModelConfig:
     input_size: Optional[int] = None
     torchray_arch: Optional[str] = None  # vgg16 | resnet50, with arch: torchray
     trained_on: List[str] = field(default_factory=list)  # dataset names the weights were trained on (benchmark/runs/overlap.py)
+
+
+# ``method.options`` and ``metric.options`` take any key on the command line without a ``+``: the
+# options a method or metric accepts are declared by its registry entry (its constructor's signature,
+# ``benchmark.registry``), and ``evaluate`` checks them, naming the accepted ones, before a run starts.
+OPEN_NODES = ("method.options", "metric.options")
 
 
 @dataclass
@@ -86,6 +92,7 @@ class Config:
     logger: LoggerConfig = field(default_factory=LoggerConfig)
     paths: PathsConfig = field(default_factory=PathsConfig)
     experiment_name: str = "default"
+    plugins: List[str] = field(default_factory=list)  # modules of the user's own methods/metrics/models (benchmark/plugins.py)
     seed: int = 0
     device: str = "cpu"
     deterministic: bool = True  # on CUDA: deterministic algorithms, cuDNN without autotuning
@@ -98,6 +105,14 @@ class Config:
     on_error: str = "raise"  # raise | record
 
 
+def base_config() -> DictConfig:
+    """The schema of the whole config, with the option nodes open to new keys (see ``OPEN_NODES``)."""
+    node = OmegaConf.structured(Config)
+    for key in OPEN_NODES:
+        OmegaConf.set_struct(OmegaConf.select(node, key), False)
+    return node
+
+
 def register_configs() -> None:
-    cs = ConfigStore.instance()
-    cs.store(name="base_config", node=Config)
+    """Store the schema as ``base_config`` (the first entry of ``conf/config.yaml``'s defaults)."""
+    ConfigStore.instance().store(name="base_config", node=base_config())

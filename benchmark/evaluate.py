@@ -21,24 +21,27 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
+from omegaconf import DictConfig, OmegaConf
 
 from benchmark.data.classes import check_classes
 from benchmark.data.manifest import ManifestError
 from benchmark.data.readers import ManifestDataset
 from benchmark.data.transforms import Preprocess
-from benchmark.methods import NotApplicable, build_method
+from benchmark.methods import METHODS, NotApplicable, build_method
 from benchmark.methods.base import for_samples
-from benchmark.metrics import build_metric
+from benchmark.metrics import METRICS, build_metric
 from benchmark.models import build_model
+from benchmark.plugins import load_plugins
 from benchmark.progress import Progress
 from benchmark.runs import provenance
-from benchmark.runs.identity import public_job_state
+from benchmark.runs.identity import public_job_state, register_hydra
 from benchmark.runs.overlap import check_training_overlap
 from benchmark.runs.redact import public_config, secret_values
 from benchmark.runs.store import RunStore, write_json
 from benchmark.training import ensure_checkpoint
 
 log = logging.getLogger(__name__)
+register_hydra()  # Hydra's compose API finds conf/config.yaml's schema and resolver without benchmark.run
 
 
 @functools.lru_cache(maxsize=4)
@@ -151,6 +154,12 @@ def _build_method(mcfg: dict, model, info):
         raise
 
 
+def check_options(config: dict) -> None:
+    """Stop at a ``method.options``/``metric.options`` key the entry does not declare (``benchmark.registry``)."""
+    METHODS.check_options(config["method"]["name"], config["method"].get("options") or {}, "method.options")
+    METRICS.check_options(config["metric"]["name"], config["metric"].get("options") or {}, "metric.options")
+
+
 def _evaluated_ids(ds: dict) -> list[str]:
     """Image ids the run scores (only read when the checkpoint lists its training ids)."""
     ensure_dataset(ds)
@@ -158,14 +167,18 @@ def _evaluated_ids(ds: dict) -> list[str]:
                            shard=ds.get("shard", 0), limit=ds.get("limit")).image_ids
 
 
-def evaluate(config: dict, run_dir: Path | None = None) -> dict:
-    """Run one (model, method, dataset, metric) job; returns its summary dict.
+def evaluate(config: dict | DictConfig, run_dir: Path | None = None) -> dict:
+    """Run one (model, method, dataset, metric) job (a config dict, or Hydra's composed config); returns its summary.
 
     Inputs are checked before the run folder is written to (training data overlapping the evaluated
     images, method layer, class indices, missing image files), so a bad input leaves no partial
     output; the run holds the folder's lock.
     """
+    if isinstance(config, DictConfig):
+        config = OmegaConf.to_container(config, resolve=True)
     config = public_config(config, secret_values(config))  # secrets are never hashed, written or logged
+    load_plugins(config.get("plugins"))
+    check_options(config)
     check_training_overlap(config, functools.partial(_evaluated_ids, config["dataset"]))  # even a finished run
     run_dir, digest, done = public_job_state(config, run_dir)
     store = RunStore(run_dir)

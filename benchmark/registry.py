@@ -1,5 +1,9 @@
 """A small name -> factory registry; unknown or duplicate names are errors that list what exists.
 
+Each entry declares its options (the ``method.options`` / ``metric.options`` of a config): the keyword
+parameters with defaults (or keyword-only) of the factory, or of the callable given as ``options=`` when
+the factory passes ``**options`` on (a class constructor). A signature that still ends in ``**kwargs``
+accepts further keys, which the callee checks itself (the library adapters check the library's keywords).
 ``import_submodules`` imports every public module of a package, so their ``register`` calls run.
 """
 
@@ -7,24 +11,49 @@ from __future__ import annotations
 
 import difflib
 import importlib
+import inspect
 import pkgutil
 from typing import Any, Callable, Iterator
 
 
+class OptionError(TypeError, ValueError):
+    """An option a registered entry does not declare; the message names it and lists the accepted ones."""
+
+
+def declared_options(source: Callable[..., Any], bound: tuple[str, ...] = ()) -> tuple[tuple[str, ...], bool]:
+    """``(option names, open)`` of a callable: keyword parameters with a default or keyword-only, in
+    signature order, without the ``bound`` ones the caller always passes; ``open`` when it takes ``**kwargs``."""
+    params = inspect.signature(source).parameters.values()
+    names = tuple(p.name for p in params if p.name not in bound and (
+        p.kind is p.KEYWORD_ONLY or (p.kind is p.POSITIONAL_OR_KEYWORD and p.default is not p.empty)))
+    return names, any(p.kind is p.VAR_KEYWORD for p in params)
+
+
 class Registry:
-    """Maps names to factories. ``@REG.register("name")`` adds one; ``REG.get(name)`` finds it."""
+    """Maps names to factories. ``@REG.register("name")`` adds one; ``REG.get(name)`` finds it.
 
-    def __init__(self, kind: str):
-        self.kind = kind
+    ``bound``: parameters every factory receives from the caller (a method's ``model, info, layer``),
+    which are therefore not options.
+    """
+
+    def __init__(self, kind: str, bound: tuple[str, ...] = ()):
+        self.kind, self.bound = kind, bound
         self._items: dict[str, Callable[..., Any]] = {}
+        self._options: dict[str, tuple[tuple[str, ...], bool]] = {}
 
-    def register(self, name: str, obj: Callable[..., Any] | None = None):
-        """Register ``obj`` under ``name`` (usable as a decorator when ``obj`` is omitted)."""
+    def register(self, name: str, obj: Callable[..., Any] | None = None, *, options: Callable[..., Any] | None = None):
+        """Register ``obj`` under ``name`` (usable as a decorator when ``obj`` is omitted); its options are
+        the signature's (``declared_options``), plus those of ``options`` when ``obj`` passes ``**kwargs`` to it."""
 
         def add(target: Callable[..., Any]) -> Callable[..., Any]:
             if name in self._items:
                 raise KeyError(f"{self.kind} {name!r} is registered twice")
+            names, more = declared_options(target, self.bound)
+            if options is not None and more:
+                extra, more = declared_options(options, self.bound)
+                names += tuple(n for n in extra if n not in names)
             self._items[name] = target
+            self._options[name] = (names, more)
             return target
 
         return add if obj is None else add(obj)
@@ -39,6 +68,23 @@ class Registry:
             raise KeyError(
                 f"unknown {self.kind} {name!r}.{hint} Known {self.kind}s: {', '.join(sorted(self._items))}"
             ) from None
+
+    def options(self, name: str) -> tuple[tuple[str, ...], bool]:
+        """``(declared option names, open)`` of entry ``name`` (``open``: further keys go to the callee)."""
+        self.get(name)
+        return self._options[name]
+
+    def check_options(self, name: str, given, field: str | None = None) -> None:
+        """Raise ``OptionError`` for a key of ``given`` that entry ``name`` does not declare (unless it is open)."""
+        names, more = self.options(name)
+        unknown = [key for key in given if key not in names]
+        if not unknown or more:
+            return
+        close = difflib.get_close_matches(unknown[0], names, n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        where = f"config field '{field}' of {self.kind} {name!r}" if field else f"{self.kind} {name!r}"
+        raise OptionError(f"{where}: unknown option(s) {', '.join(map(repr, unknown))}{hint}; expected options: "
+                          f"{', '.join(names) if names else f'none (the {self.kind} takes no options)'}")
 
     def names(self) -> list[str]:
         return sorted(self._items)

@@ -17,27 +17,14 @@ import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
-from benchmark.config import register_configs
 from benchmark.evaluate import evaluate
 from benchmark.models.base import CONF_DIR
 from benchmark.runs import redact
-from benchmark.runs.identity import run_dir_for, run_path
+from benchmark.runs.identity import register_hydra, run_dir_for
 from benchmark.runs.store import RunFolderBusy, RunStore
 
 log = logging.getLogger("benchmark")
-register_configs()
-def hydra_run_path(within: str = "", *, _root_) -> str:
-    """Hydra's job folder (where ``.hydra/`` and ``run.log`` go) as ``benchmark.runs.identity.run_path``
-    places the run: the job config is the composed config without its ``hydra`` node, its secrets
-    removed as ``main`` removes them. ``within="experiment"``: the part below the experiment's folder."""
-    job = OmegaConf.masked_copy(_root_, [k for k in _root_ if k != "hydra"])
-    config = OmegaConf.to_container(job, resolve=True)
-    path = run_path(redact.public_config(config, redact.secret_values(config, sys.argv[1:])))
-    return str(path.relative_to(path.parts[0]) if within == "experiment" else path)
-
-
-if not OmegaConf.has_resolver("run_path"):
-    OmegaConf.register_new_resolver("run_path", hydra_run_path)
+register_hydra()  # the config schema and the run_path resolver of conf/config.yaml
 
 
 def use_cache_dir(config: dict) -> None:

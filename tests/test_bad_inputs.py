@@ -147,10 +147,10 @@ def _case(name, tmp_path, tiny):
         return ["model.layers.gradcam=features.61"], KeyError, [
             "config field 'model.layers.gradcam'", "'features.61' does not exist", "features.16"]
     if name == "metric_option_typo":
-        return ["+metric.options.threshhold=0.2"], TypeError, [
+        return ["metric.options.threshhold=0.2"], TypeError, [
             "metric.options", "'threshhold'", "expected options: threshold, iou_threshold, topk"]
     if name == "method_option_typo":
-        return ["+method.options.poolin=gmp"], ValueError, ["config field 'method.options'", "'poolin'"]
+        return ["method.options.poolin=gmp"], ValueError, ["config field 'method.options'", "'poolin'"]
     if name == "on_error_typo":
         return ["on_error=skip"], ValueError, ["config field 'on_error' is 'skip'", "('raise', 'record')"]
     raise AssertionError(name)

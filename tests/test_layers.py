@@ -15,7 +15,7 @@ Layers, bottom to top; a module may import modules of its own layer and of the l
   3. ``metrics``
   4. ``runs`` (run store, run identity, shard merge, provenance, secret scrubbing)
   5. ``report``, ``tracking``
-  6. entry points: ``run, evaluate, demo, __main__``, the package's ``__init__``, ``perf``, ``training``
+  6. entry points: ``run, evaluate, plugins, demo, __main__``, the package's ``__init__``, ``perf``, ``training``
 
 This is the order of DESIGN.md, with the foundation modules named as their own bottom layer and
 ``training`` among the entry points (it builds models and reads data, and the evaluation loop
@@ -37,7 +37,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("metrics", ("benchmark.metrics",)),
     ("runs", ("benchmark.runs",)),
     ("report, tracking", ("benchmark.report", "benchmark.tracking")),
-    ("entry points", ("benchmark.run", "benchmark.evaluate", "benchmark.demo",
+    ("entry points", ("benchmark.run", "benchmark.evaluate", "benchmark.plugins", "benchmark.demo",
                       "benchmark.__main__", "benchmark", "benchmark.perf", "benchmark.training")),
 ]
 

@@ -256,7 +256,7 @@ def test_root_layer_options_and_ids_are_checked(tmp_path):
         build_method("precomputed", model, info, root=str(tmp_path / "maps.txt"))
     with pytest.raises(ValueError, match=r"layer='conv'.*use null"):
         build_method("precomputed", model, info, layer="conv", root=str(tmp_path))
-    with pytest.raises(TypeError, match=r"unknown option\(s\) \['rot'\].*known: root"):
+    with pytest.raises(TypeError, match=r"method 'precomputed': unknown option\(s\) 'rot' \(did you mean 'root'\?\); expected options: root, class_agnostic, allow_nonfinite"):
         build_method("precomputed", model, info, rot=str(tmp_path))
     with pytest.raises(PrecomputedMapError, match=r"image id '\.\./evil' cannot name a file"):
         _explain(tmp_path, image_id="../evil")

@@ -19,7 +19,7 @@ from torch import nn
 from benchmark.models.base import ModelInfo
 from benchmark.registry import Registry
 
-METHODS = Registry("method")
+METHODS = Registry("method", bound=("model", "info", "layer"))
 
 
 class NotApplicable(RuntimeError):
@@ -87,8 +87,11 @@ def upsample(maps: torch.Tensor, size_hw: tuple[int, int], align_corners: bool =
 
 
 def build_method(name: str, model: nn.Module, info: ModelInfo, layer: str | None = None, **options) -> SaliencyMethod:
-    """Build a registered method for ``model``; ``layer`` overrides the model's preset layer."""
+    """Build a registered method for ``model``; ``layer`` overrides the model's preset layer.
+
+    An option the method does not declare is an ``OptionError`` listing the ones it does."""
     import benchmark.methods  # noqa: F401  (registers every method)
 
     factory = METHODS.get(name)
+    METHODS.check_options(name, options)
     return factory(model, info, layer=layer, **options)

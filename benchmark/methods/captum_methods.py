@@ -143,4 +143,4 @@ def _factory(spec: Spec, name: str):
 
 
 for _key, _spec in SPECS.items():
-    METHODS.register(f"captum_{_key}", _factory(_spec, f"captum_{_key}"))
+    METHODS.register(f"captum_{_key}", _factory(_spec, f"captum_{_key}"), options=CaptumMethod)

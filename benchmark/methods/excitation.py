@@ -150,11 +150,11 @@ class ContrastiveExcitationBackprop(ExcitationBackprop):
         return _vjp(store["mid"], store["acts"], target - dual)
 
 
-@METHODS.register("excitation_backprop")
+@METHODS.register("excitation_backprop", options=ExcitationBackprop)
 def excitation_backprop(model, info, layer=None, **options):
     return ExcitationBackprop(model, info, layer=layer, **options)
 
 
-@METHODS.register("contrastive_excitation_backprop")
+@METHODS.register("contrastive_excitation_backprop", options=ContrastiveExcitationBackprop)
 def contrastive_excitation_backprop(model, info, layer=None, **options):
     return ContrastiveExcitationBackprop(model, info, layer=layer, **options)

@@ -86,7 +86,7 @@ class GradCAM(SaliencyMethod):
         return Explanation(maps=maps.clamp_min(0) if at_input else maps, logits=logits)
 
 
-@METHODS.register("grad_cam")
+@METHODS.register("grad_cam", options=GradCAM)
 def grad_cam(model, info, layer=None, **options):
     return GradCAM(model, info, layer=layer, **options)
 
@@ -110,4 +110,4 @@ def _variant(fixed: dict):
 
 
 for _name, _fixed in ABLATIONS.items():
-    METHODS.register(_name, _variant(_fixed))
+    METHODS.register(_name, _variant(_fixed), options=GradCAM)

@@ -201,6 +201,6 @@ class Occlusion(SaliencyMethod):
         return Explanation(maps=upsample_centers(coarse, tuple(images.shape[-2:]), self.stride), logits=logits)
 
 
-@METHODS.register("occlusion")
+@METHODS.register("occlusion", options=Occlusion)
 def occlusion(model, info, layer=None, **options):
     return Occlusion(model, info, layer=layer, **options)

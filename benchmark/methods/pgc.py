@@ -138,4 +138,4 @@ def _factory(class_name: str, name: str):
 
 
 for _key, _cls in CLASSES.items():
-    METHODS.register(f"pgc_{_key}", _factory(_cls, f"pgc_{_key}"))
+    METHODS.register(f"pgc_{_key}", _factory(_cls, f"pgc_{_key}"), options=PytorchGradCamMethod)

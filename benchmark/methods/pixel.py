@@ -65,21 +65,21 @@ class GuidedGradCAM(SaliencyMethod):
         return Explanation(maps=guided.maps * cam.maps, logits=cam.logits)
 
 
-@METHODS.register("gradient")
+@METHODS.register("gradient", options=PixelGradient)
 def gradient(model, info, layer=None, **options):
     return PixelGradient(model, info, "standard", "gradient", **options)
 
 
-@METHODS.register("guided_backprop")
+@METHODS.register("guided_backprop", options=PixelGradient)
 def guided_backprop(model, info, layer=None, **options):
     return PixelGradient(model, info, "guided", "guided_backprop", **options)
 
 
-@METHODS.register("deconvnet")
+@METHODS.register("deconvnet", options=PixelGradient)
 def deconvnet(model, info, layer=None, **options):
     return PixelGradient(model, info, "deconv", "deconvnet", **options)
 
 
-@METHODS.register("guided_grad_cam")
+@METHODS.register("guided_grad_cam", options=GuidedGradCAM)
 def guided_grad_cam(model, info, layer=None, **options):
     return GuidedGradCAM(model, info, layer=layer, **options)

@@ -65,7 +65,6 @@ import torch
 
 from benchmark.methods.base import METHODS, Explanation, SaliencyMethod, upsample
 
-OPTIONS = ("root", "class_agnostic", "allow_nonfinite")
 NUMERIC_KINDS = "biuf"  # bool, signed and unsigned integers, floats
 
 
@@ -240,9 +239,6 @@ class Precomputed(SaliencyMethod):
         return out
 
 
-@METHODS.register("precomputed")
+@METHODS.register("precomputed", options=Precomputed)
 def precomputed(model, info, layer=None, **options):
-    unknown = sorted(set(options) - set(OPTIONS))
-    if unknown:
-        raise TypeError(f"precomputed: unknown option(s) {unknown} in method.options; known: {', '.join(OPTIONS)}")
     return Precomputed(model, info, layer=layer, **options)

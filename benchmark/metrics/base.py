@@ -7,7 +7,6 @@ separate named step, aggregates the records of a run into summary numbers. Aggre
 
 from __future__ import annotations
 
-import inspect
 from typing import Any, Callable
 
 import pandas as pd
@@ -50,16 +49,8 @@ class Metric:
 
 
 def build_metric(name: str, **options) -> Metric:
-    """Build a registered metric; an unknown option is an error naming it and the metric."""
+    """Build a registered metric; an option it does not declare is an ``OptionError`` listing the ones it does."""
     import benchmark.metrics  # noqa: F401  (registers every metric)
 
-    factory = METRICS.get(name)
-    try:
-        return factory(**options)
-    except TypeError as err:
-        try:
-            accepted = [p for p in inspect.signature(factory).parameters if p not in ("self", "args", "kwargs")]
-        except (TypeError, ValueError):
-            accepted = []
-        known = f"; expected options: {', '.join(accepted)}" if accepted else ""
-        raise TypeError(f"metric {name!r}: bad option in metric.options: {err}{known}") from None
+    METRICS.check_options(name, options)
+    return METRICS.get(name)(**options)

@@ -15,7 +15,7 @@ one job share the folder of the unsharded job (sharding is normalised out of the
 ``benchmark.runs.merge`` forms the merged config), and sit in ``shard-<i>-of-<n>`` below it.
 ``job_state`` asks the run store whether a job finished with its current configuration, without
 running the loop (used by the evaluation loop, ``benchmark.demo``, the shard merge, the W&B mirror
-and Hydra's own run folder through the ``run_path`` resolver of ``benchmark.run``).
+and Hydra's own run folder through the ``run_path`` resolver, ``register_hydra``).
 """
 
 from __future__ import annotations
@@ -23,8 +23,12 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
+import sys
 from pathlib import Path
 
+from omegaconf import OmegaConf
+
+from benchmark.config import register_configs
 from benchmark.runs.redact import public_config, secret_values
 from benchmark.runs.store import RunStore
 
@@ -46,6 +50,8 @@ def semantic_config(config: dict) -> dict:
     for group, key in DECLARATIONS:  # facts about the data, not settings: unset, they leave the hash as it was
         if isinstance(out.get(group), dict) and key in out[group]:
             out[group] = {k: v for k, v in out[group].items() if k != key}
+    if not out.get("plugins"):  # no plugins: the hash of every run made before the field existed
+        out.pop("plugins", None)
     if (config.get("dataset") or {}).get("generate"):
         from data_prep.synthetic import VERSION
 
@@ -98,3 +104,21 @@ def public_job_state(config: dict, run_dir: Path | None = None) -> tuple[Path, s
     run_dir = Path(run_dir or run_dir_for(config))
     digest = config_hash(semantic_config(config))
     return run_dir, digest, RunStore(run_dir).finished(digest)
+
+
+def hydra_run_path(within: str = "", *, _root_) -> str:
+    """Hydra's job folder (where ``.hydra/`` and ``run.log`` go) as ``run_path`` places the run: the job
+    config is the composed config without its ``hydra`` node, its secrets removed as ``benchmark.run``
+    removes them. ``within="experiment"``: the part below the experiment's folder."""
+    job = OmegaConf.masked_copy(_root_, [k for k in _root_ if k != "hydra"])
+    config = OmegaConf.to_container(job, resolve=True)
+    path = run_path(public_config(config, secret_values(config, sys.argv[1:])))
+    return str(path.relative_to(path.parts[0]) if within == "experiment" else path)
+
+
+def register_hydra() -> None:
+    """What composing ``conf/config.yaml`` needs (Hydra's CLI or its compose API): the config schema
+    (``base_config``) and the ``run_path`` resolver of its run and sweep folders. Idempotent."""
+    register_configs()
+    if not OmegaConf.has_resolver("run_path"):
+        OmegaConf.register_new_resolver("run_path", hydra_run_path)
