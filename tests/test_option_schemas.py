@@ -82,6 +82,8 @@ def _compose(overrides: list[str]):
 def _owners(registry, option: str, preferred: str) -> list[str]:
     """The registered entries that declare ``option``, ``preferred`` first when it does."""
     owners = [name for name in registry.names() if option in registry.options(name)[0]]
+    # else the library adapters, which pass further keywords on and check them when built (_accepted builds)
+    owners = owners or [name for name in registry.names() if registry.options(name)[1]]
     assert owners, f"option {option!r} is declared by no {registry.kind}; known: {registry.names()}"
     return sorted(owners, key=lambda name: name != preferred)
 
