@@ -17,7 +17,7 @@ import argparse
 from pathlib import Path
 
 from benchmark.data.manifest import ManifestError
-from data_prep import voc2007
+from data_prep import checksums, voc2007
 from data_prep.synthetic import generate_multi
 
 SPLITS = ("train", "val", "trainval", "test")
@@ -37,13 +37,16 @@ def prepare_all(root: Path, force: bool = False, **counts) -> dict[str, Path]:
     """
     root = Path(root)
     generate_multi(root, force=force, **counts)
-    written = {}
+    written, changed = {}, False
     for split in SPLITS:
         out = root / "manifests" / split
         if force or _stale(out, root / "DONE.json"):
             voc2007.prepare(root, out, split=split, dataset_name=f"synthetic_multi_{split}",
                             classes=root / "classes.txt")
+            changed = True
         written[split] = out
+    if changed and not counts:  # the recorded default data (data_prep/checksums), checked once written
+        checksums.check("synthetic_multi", root)
     return written
 
 

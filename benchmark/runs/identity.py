@@ -46,10 +46,11 @@ def semantic_config(config: dict) -> dict:
     for group, key in DECLARATIONS:  # facts about the data, not settings: unset, they leave the hash as it was
         if isinstance(out.get(group), dict) and key in out[group]:
             out[group] = {k: v for k, v in out[group].items() if k != key}
-    if (config.get("dataset") or {}).get("generate"):
-        from data_prep.synthetic import VERSION
+    generator = (config.get("dataset") or {}).get("generate")
+    if generator:
+        from data_prep.synthetic import generator_version
 
-        out["generated_inputs_version"] = VERSION
+        out["generated_inputs_version"] = generator_version(generator)
     return out
 
 
