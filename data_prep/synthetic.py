@@ -14,7 +14,7 @@ Single-label mode writes the real ILSVRC on-disk formats, then prepares them wit
     DIR/LOC_<split>_solution.csv                Kaggle format: ImageId,PredictionString
     DIR/<split>_distractors.csv                 image_id,class_index,x0,y0,x1,y1 (0-based inclusive)
 
-``--multi`` writes 2-3 objects of 2 classes per image in PASCAL VOC2007 layout
+``--multi`` writes 3-6 objects of 2-4 classes per image in PASCAL VOC2007 layout
 (``DIR/VOCdevkit/VOC2007/{JPEGImages,Annotations,ImageSets/Main}``, 1-based boxes, ``difficult`` =
 more than half of the object hidden) plus ``DIR/classes.txt``. Image ``i`` (1-based) of a split
 depends only on ``numpy.random.default_rng([seed, split_code, i])``; the same seed gives

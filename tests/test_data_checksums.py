@@ -61,3 +61,22 @@ def test_default_data_generates_as_recorded(tmp_path):
     """The cross-machine data check: the default datasets come out byte-identical to the record."""
     synthetic.generate(tmp_path / "synthetic")
     prepare_all(tmp_path / "synthetic_multi")
+
+
+def test_scenes_of_an_older_generator_version_are_rebuilt_on_use(tmp_path, monkeypatch):
+    """A cache made before a generator change is regenerated, even when its manifests are newer."""
+    import json
+
+    import data_prep.synthetic_multi as multi
+
+    real = multi.generate_multi
+    tiny = {"n_train": 2, "n_val": 1, "n_test": 1}
+    monkeypatch.setattr(multi, "generate_multi", lambda root, force=False, **counts: real(root, force=force, **tiny))
+    monkeypatch.setattr(checksums, "check", lambda dataset, root: None)  # tiny sizes: nothing recorded
+    manifest = multi.ensure_synthetic_multi(tmp_path / "multi" / "manifests" / "test")
+    done = tmp_path / "multi" / "DONE.json"
+    assert json.loads(done.read_text())["version"] == synthetic.MULTI_VERSION
+    monkeypatch.setattr(synthetic, "MULTI_VERSION", synthetic.MULTI_VERSION + 1)  # the generator changed
+    multi.ensure_synthetic_multi(manifest)
+    assert json.loads(done.read_text())["version"] == synthetic.MULTI_VERSION
+    assert (manifest / "manifest.parquet").stat().st_mtime >= done.stat().st_mtime  # rewritten after the scenes
