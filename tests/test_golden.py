@@ -55,6 +55,11 @@ def test_counts_are_exact_and_rates_within_their_tolerance():
     rho.loc[0, "mean rho"] += 0.02  # a correlation: tolerance 0.01
     assert golden.compare_frames("o", occ, rho) and golden.tolerance("mean rho") == golden.FRACTION_TOL
     assert golden.compare_frames("o", occ, occ.iloc[1:]) == [f"o: {len(occ) - 1} rows, golden {len(occ)}"]
+    theta = pd.read_csv(golden.GOLDEN_DIR / "demo_pointing_modified.csv")
+    near, far = theta.copy(), theta.copy()
+    near["θ"] = near["θ"] * 1.01  # θ is a raw map value: compared relative to itself
+    far["θ"] = far["θ"] * 1.05
+    assert golden.compare_frames("m", theta, near) == [] and golden.compare_frames("m", theta, far)
 
 
 def test_demo_tables_present_here_match_the_golden_ones():
