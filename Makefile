@@ -17,7 +17,7 @@ VOC_TEST := $(if $(DATA_ROOT),dataset.root=$(DATA_ROOT)/voc2007_test,)
 COCO_VAL := $(if $(DATA_ROOT),dataset.root=$(DATA_ROOT)/coco2014_val,)
 export PYTHONUNBUFFERED := 1
 
-.PHONY: help install demo demo-ecosystem test test-slow bench bench-quick tables table1 table2 table3 pointing pointing-modified dashboard clean-results
+.PHONY: help install demo golden demo-ecosystem test test-slow bench bench-quick tables table1 table2 table3 pointing pointing-modified dashboard clean-results
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -32,12 +32,16 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP) ## create/use .venv and install the package with its extras (idempotent)
 
-demo: install ## embedded data, toy models, every demo experiment, the tables and figures (reuses what exists)
+demo: install ## embedded data, shipped toy weights, every demo experiment, the tables (compared with results/golden) and figures
 	$(PY) -m data_prep.synthetic --out .cache/data/synthetic
 	$(PY) -m benchmark.training
 	$(PY) -m benchmark.demo
 	$(PY) -m benchmark.report --experiment demo
 	$(PY) -m benchmark.report.real_photos --out results/figures
+	$(PY) -m benchmark.report.golden --check
+
+golden: install ## record a finished demo's tables as results/golden and rewrite the demo figures of README/docs
+	$(PY) -m benchmark.report.golden --update
 
 demo-ecosystem: install ## pytorch-grad-cam and Captum methods beside Grad-CAM on the demo data and the real photos (results/tables/demo_ecosystem.md)
 	$(PY) -m data_prep.synthetic --out .cache/data/synthetic

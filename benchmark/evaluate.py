@@ -6,7 +6,7 @@ from its complete record parts. Inputs that cannot work (an unknown layer, class
 does not have, image files that are missing) are errors naming the file or config field before
 anything is written; secrets in the config are dropped before it is hashed or written. A run's
 identity (config hash, run folder, finished or not) is ``benchmark.runs.identity``'s; a toy model's
-missing checkpoint is made before the model is loaded (``benchmark.training.ensure_checkpoint``).
+shipped weights are verified before the model is loaded (``benchmark.training.ensure_checkpoint``).
 """
 
 from __future__ import annotations
@@ -193,7 +193,7 @@ def evaluate(config: dict | DictConfig, run_dir: Path | None = None) -> dict:
     device = torch.device(config.get("device", "cpu"))
     # deterministic kernels on CUDA (restored afterwards); what was set goes into the summary
     with provenance.deterministic(device, bool(config.get("deterministic", True))) as determinism:
-        ensure_checkpoint(config["model"])  # a toy model's trained weights, made on first use
+        ensure_checkpoint(config["model"])  # a toy model's shipped weights, verified before loading
         model, info = load_model(config["model"])
         model = model.to(device)
         mcfg = config["method"]

@@ -122,22 +122,32 @@ def ilsvrc_scene(rng: np.random.Generator, num_classes: int, distractors: tuple[
     return img, gt, placed
 
 
-def multi_scene(rng: np.random.Generator, num_classes: int):
-    """One multi-object scene: 2-3 objects of exactly 2 classes (3 = one class twice).
+MULTI_CLASSES = (2, 4)  # classes per scene (inclusive range, uniform)
+MULTI_OBJECTS = (3, 6)  # objects per scene (inclusive range, uniform; at least one per class)
+MULTI_SIDE = (0.12, 0.3)  # object side as a fraction of the shorter image side
+MULTI_OVERLAP = 0.5  # chance that an object (after the first) is placed over an earlier one
 
-    About a quarter of the objects are placed over an earlier one and may hide up to 80 % of it,
-    so some objects end up more than half hidden (VOC ``difficult``). Retries until both classes
-    are placed.
+
+def multi_scene(rng: np.random.Generator, num_classes: int):
+    """One multi-object scene as demanding for the pointing game as VOC: 3-6 small objects (side
+    12-30 % of the shorter image side) of 2-4 classes, every class at least once.
+
+    Half of the objects after the first are placed over an earlier one (often of another class, so
+    classes touch and overlap) and may hide up to 70 % of it, so some objects end up more than half
+    hidden (VOC ``difficult``). Retries until every chosen class is placed.
     """
     while True:
         width, height = image_size(rng, 160, 320)
         short = min(width, height)
-        pair = [int(c) for c in rng.choice(num_classes, 2, replace=False)]
-        classes = pair + ([pair[int(rng.integers(2))]] if rng.random() < 0.5 else [])
+        n_classes = int(rng.integers(MULTI_CLASSES[0], MULTI_CLASSES[1] + 1))
+        chosen = [int(c) for c in rng.choice(num_classes, n_classes, replace=False)]
+        n_objects = max(n_classes, int(rng.integers(MULTI_OBJECTS[0], MULTI_OBJECTS[1] + 1)))
+        classes = chosen + [chosen[int(k)] for k in rng.integers(n_classes, size=n_objects - n_classes)]
         order = [classes[int(k)] for k in rng.permutation(len(classes))]
-        heavy = rng.random(len(order)) < 0.25
-        specs = [ObjectSpec(c, int(round(rng.uniform(0.2, 0.45) * short)), "object", 0.8 if h else 0.3, bool(h))
+        heavy = rng.random(len(order)) < MULTI_OVERLAP
+        heavy[0] = False
+        specs = [ObjectSpec(c, int(round(rng.uniform(*MULTI_SIDE) * short)), "object", 0.7 if h else 0.3, bool(h))
                  for c, h in zip(order, heavy)]
         img, placed = compose(rng, width, height, specs)
-        if len({p.class_id for p in placed}) == 2:
+        if {p.class_id for p in placed} == set(chosen):
             return img, placed

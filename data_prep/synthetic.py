@@ -14,7 +14,7 @@ Single-label mode writes the real ILSVRC on-disk formats, then prepares them wit
     DIR/LOC_<split>_solution.csv                Kaggle format: ImageId,PredictionString
     DIR/<split>_distractors.csv                 image_id,class_index,x0,y0,x1,y1 (0-based inclusive)
 
-``--multi`` writes 2-3 objects of 2 classes per image in PASCAL VOC2007 layout
+``--multi`` writes 3-6 objects of 2-4 classes per image in PASCAL VOC2007 layout
 (``DIR/VOCdevkit/VOC2007/{JPEGImages,Annotations,ImageSets/Main}``, 1-based boxes, ``difficult`` =
 more than half of the object hidden) plus ``DIR/classes.txt``. Image ``i`` (1-based) of a split
 depends only on ``numpy.random.default_rng([seed, split_code, i])``; the same seed gives
@@ -33,15 +33,21 @@ from pathlib import Path
 
 from benchmark.data.manifest import ManifestError
 from benchmark.io import atomic_write_bytes
-from data_prep import ilsvrc
+from data_prep import checksums, ilsvrc
 from data_prep._fs import replace_dir, temp_dir
 from data_prep._shapes import CLASSES
 from data_prep._synth_write import write_ilsvrc_split, write_voc_multi
 
 VERSION = 4  # bump whenever the rendered content changes: stale DONE.json then triggers a rebuild
+MULTI_VERSION = 5  # the same for the multi-object scenes (5: smaller, more, touching objects of 2-4 classes)
 MARKER = "SYNTHETIC_DATASET.txt"
 WNIDS = tuple(f"n{90000001 + k}" for k in range(len(CLASSES)))
 CLASS_NAMES = tuple(c.name for c in CLASSES)
+
+
+def generator_version(generator: str) -> int:
+    """Version of the data made by a dataset's ``generate:`` hook (``synthetic_multi`` or ``synthetic``)."""
+    return MULTI_VERSION if generator == "synthetic_multi" else VERSION
 
 
 def _is_done(out: Path, params: dict) -> bool:
@@ -93,6 +99,8 @@ def generate(out: Path, seed: int = 0, n_train: int = 2000, n_val: int = 500, fo
     for split in ("train", "val"):
         ilsvrc.prepare(out, out / "manifests" / split, split=split, dataset_name=f"synthetic_{split}",
                        layout="xml", relative_image_root=True)
+    if (seed, n_train, n_val) == (0, 2000, 500):  # the recorded default data (data_prep/checksums)
+        checksums.check("synthetic", out)
     _mark_done(out, params)
     for split, c in counts.items():
         print(f"synthetic {split}: {c['images']} images, {c['gt_boxes']} GT boxes, "
@@ -104,7 +112,7 @@ def generate_multi(out: Path, seed: int = 0, n_train: int = 1000, n_val: int = 2
                    force: bool = False) -> Path:
     """Write the multi-object VOC2007-layout dataset (pointing game); returns ``out``."""
     out = Path(out)
-    params = {"mode": "voc_multi", "version": VERSION, "seed": seed, "n_train": n_train, "n_val": n_val,
+    params = {"mode": "voc_multi", "version": MULTI_VERSION, "seed": seed, "n_train": n_train, "n_val": n_val,
               "n_test": n_test}
     if not force and _is_done(out, params):
         print(f"{out}: up to date (DONE.json matches {params}); use --force to rebuild")
@@ -140,7 +148,7 @@ def main(argv: list[str] | None = None) -> int:
             generate_multi(args.out, seed=args.seed, force=args.force, **counts)
         else:
             generate(args.out, seed=args.seed, force=args.force, **counts)
-    except (FileExistsError, ManifestError) as err:
+    except (FileExistsError, ManifestError, checksums.ChecksumError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     return 0

@@ -14,10 +14,11 @@ older than the scenes' ``DONE.json`` (regenerated scenes make old manifests stal
 from __future__ import annotations
 
 import argparse
+import json
 from pathlib import Path
 
 from benchmark.data.manifest import ManifestError
-from data_prep import voc2007
+from data_prep import checksums, synthetic, voc2007
 from data_prep.synthetic import generate_multi
 
 SPLITS = ("train", "val", "trainval", "test")
@@ -30,6 +31,14 @@ def _stale(manifest_dir: Path, done: Path) -> bool:
     return done.is_file() and parquet.stat().st_mtime < done.stat().st_mtime
 
 
+def _current(root: Path) -> bool:
+    """Whether ``root``'s scenes were made by the current generator version."""
+    try:
+        return json.loads((root / "DONE.json").read_text()).get("version") == synthetic.MULTI_VERSION
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
 def prepare_all(root: Path, force: bool = False, **counts) -> dict[str, Path]:
     """Generate the scenes under ``root`` if needed and write the manifest of every split.
 
@@ -37,13 +46,16 @@ def prepare_all(root: Path, force: bool = False, **counts) -> dict[str, Path]:
     """
     root = Path(root)
     generate_multi(root, force=force, **counts)
-    written = {}
+    written, changed = {}, False
     for split in SPLITS:
         out = root / "manifests" / split
         if force or _stale(out, root / "DONE.json"):
             voc2007.prepare(root, out, split=split, dataset_name=f"synthetic_multi_{split}",
                             classes=root / "classes.txt")
+            changed = True
         written[split] = out
+    if changed and not counts:  # the recorded default data (data_prep/checksums), checked once written
+        checksums.check("synthetic_multi", root)
     return written
 
 
@@ -51,7 +63,8 @@ def ensure_synthetic_multi(manifest_dir: Path | str) -> Path:
     """Make ``<root>/manifests/<split>`` exist (the ``generate: synthetic_multi`` dataset hook).
 
     ``manifest_dir`` must have the form ``<root>/manifests/<split>`` with ``split`` one of
-    ``train, val, trainval, test``; the scenes are generated in ``<root>``.
+    ``train, val, trainval, test``; the scenes are generated in ``<root>`` when missing or made by an
+    older generator version, and a split's manifest is rewritten when older than the scenes.
     """
     manifest_dir = Path(manifest_dir)
     split, parent = manifest_dir.name, manifest_dir.parent
@@ -59,7 +72,9 @@ def ensure_synthetic_multi(manifest_dir: Path | str) -> Path:
         raise ManifestError(f"dataset root {manifest_dir}: expected <root>/manifests/<split> with split one of "
                             f"{list(SPLITS)} for generate: synthetic_multi")
     root = parent.parent
-    if _stale(manifest_dir, root / "DONE.json") or not (root / "DONE.json").is_file():
+    # scenes of an older generator version (DONE.json records it) are rebuilt: the shipped toy_gap_multi
+    # weights mean something only on the current scenes
+    if not _current(root) or _stale(manifest_dir, root / "DONE.json"):
         prepare_all(root)
     return manifest_dir
 

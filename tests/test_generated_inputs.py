@@ -1,6 +1,4 @@
-"""Jobs and toy checkpoints made from an older version of the synthetic generator are redone."""
-
-import json
+"""Jobs made from an older version of the synthetic generator are redone (shipped weights: test_shipped_weights)."""
 
 import pytest
 
@@ -25,37 +23,28 @@ def test_generated_dataset_hashes_the_generator_version(monkeypatch):
     assert semantic_config(_config()) == real  # real data: the hash does not depend on the generator
 
 
-def test_toy_checkpoint_is_current_only_for_the_current_data_version(tmp_path, monkeypatch):
-    monkeypatch.setenv("BENCHMARK_CACHE", str(tmp_path))
-    ckpt = train.default_checkpoint("toy_vgg")
-    assert not train.is_current("toy_vgg")  # missing
-    ckpt.parent.mkdir(parents=True)
-    ckpt.write_bytes(b"weights")
-    assert not train.is_current("toy_vgg")  # no metadata
-    ckpt.with_suffix(".json").write_text(json.dumps({"data_version": synthetic.VERSION - 1}))
-    assert not train.is_current("toy_vgg")  # trained on older data
-    ckpt.with_suffix(".json").write_text(json.dumps({"data_version": synthetic.VERSION}))
-    assert train.is_current("toy_vgg")
-    ckpt.unlink()
-    assert not train.is_current("toy_vgg")
+def test_multi_object_scenes_hash_their_own_version(monkeypatch):
+    before = semantic_config(_config("synthetic_multi"))
+    assert before["generated_inputs_version"] == synthetic.MULTI_VERSION
+    monkeypatch.setattr(synthetic, "MULTI_VERSION", synthetic.MULTI_VERSION + 1)
+    assert semantic_config(_config("synthetic_multi"))["generated_inputs_version"] == before["generated_inputs_version"] + 1
+    assert semantic_config(_config("synthetic"))["generated_inputs_version"] == synthetic.VERSION  # unchanged
 
 
-def test_a_missing_toy_checkpoint_is_made_by_training_never_by_build_model(tmp_path, monkeypatch):
-    """models/ only loads: the error names the file and the command; the run's step makes it."""
+def test_build_model_never_trains_a_toy_model(tmp_path, monkeypatch):
+    """models/ only loads: the shipped weights for the shipped names, else a file that must exist."""
     from benchmark.models import build_model
+    from benchmark.models.shipped import weight_path
     from benchmark.training import ensure_checkpoint
 
-    monkeypatch.setenv("BENCHMARK_CACHE", str(tmp_path))
-    with pytest.raises(FileNotFoundError, match=r"toy_vgg\.pt not found.*python -m benchmark\.training --model toy_vgg"):
-        build_model("toy_vgg")
-    with pytest.raises(FileNotFoundError, match=r"toy_gap_multi\.pt not found.*train_multilabel_toy\('toy_gap_multi'\)"):
-        build_model("toy_gap_multi")
-    made = []
-    monkeypatch.setattr(train, "train_toy", lambda name: made.append(("single", name)))
-    monkeypatch.setattr(train, "train_multilabel_toy", lambda name: made.append(("multi", name)))
-    assert ensure_checkpoint({"name": "toy_vgg", "weights": "random"}) is None  # random weights: nothing to make
-    assert ensure_checkpoint({"name": "toy_gap", "checkpoint": "given.pt"}) is None  # a given file is not made
+    monkeypatch.setenv("BENCHMARK_CACHE", str(tmp_path))  # an empty cache
+    monkeypatch.setattr(train, "train_toy", lambda *a, **k: pytest.fail("trained on demand"))
+    monkeypatch.setattr(train, "train_multilabel_toy", lambda *a, **k: pytest.fail("trained on demand"))
+    _, info = build_model("toy_gap_multi")
+    assert info.checkpoint == str(weight_path("toy_gap_multi"))
+    with pytest.raises(FileNotFoundError, match=r"missing\.pt not found; give model\.checkpoint=FILE"):
+        build_model("toy_vgg", checkpoint=str(tmp_path / "missing.pt"))
+    assert ensure_checkpoint({"name": "toy_vgg", "weights": "random"}) is None  # random weights: nothing to check
+    assert ensure_checkpoint({"name": "toy_gap", "checkpoint": "given.pt"}) is None  # a given file is not checked
     assert ensure_checkpoint({"name": "vgg16"}) is None  # not a toy model
-    assert ensure_checkpoint({"name": "toy_vgg"}) == tmp_path / "models" / "toy_vgg.pt"
-    assert ensure_checkpoint({"name": "toy_gap_multi", "multilabel": None}) == tmp_path / "models" / "toy_gap_multi.pt"
-    assert made == [("single", "toy_vgg"), ("multi", "toy_gap_multi")]
+    assert ensure_checkpoint({"name": "toy_vgg"}) == weight_path("toy_vgg")

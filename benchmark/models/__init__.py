@@ -1,4 +1,5 @@
-"""Models behind one registry: ``build_model(name, weights=..., checkpoint=...) -> (model, info)``; loading only.
+"""Models behind one registry: ``build_model(name, weights=..., checkpoint=...) -> (model, info)``; loading only
+(the toy models' shipped weights, sha256-checked: shipped.py).
 May import only the foundation modules (registry, paths); never data, training or anything above.
 
 Every public module of this package is imported here, so its ``MODELS`` entries exist.

@@ -3,10 +3,10 @@
 ``toy_vgg`` mirrors VGG-16's structure (conv/ReLU blocks with max pooling, then flatten and a
 fully-connected head with ReLUs); ``toy_gap`` mirrors GoogLeNet/ResNet (conv blocks, global average
 pooling, one linear layer) and is therefore CAM-compatible. Input 64x64, normalized with the
-ImageNet statistics. The trained weights are read from ``<cache>/models/<name>.pt``; this module
-only loads them. A run makes a missing file first (``benchmark.training.ensure_checkpoint``, called
-by the evaluation loop); ``build_model`` without it raises ``FileNotFoundError`` naming the file and
-the command that makes it.
+ImageNet statistics. ``toy_vgg``, ``toy_gap`` and ``toy_gap_multi`` load the weights shipped with the
+package (``benchmark.models.shipped``, checked against their recorded sha256); nothing is trained
+here or on demand (``python -m benchmark.training --retrain`` remakes the shipped files). Another
+toy model name reads ``<cache>/models/<name>.pt`` or the given ``checkpoint``.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 from benchmark.models.base import MODELS, ModelInfo, load_checkpoint, load_state
+from benchmark.models.shipped import SHIPPED, verify
 from benchmark.paths import models_dir
 
 TOY_INPUT = 64
@@ -74,17 +75,10 @@ def default_checkpoint(name: str) -> Path:
     return models_dir() / f"{name}.pt"
 
 
-def make_command(name: str, multilabel: bool) -> str:
-    """The command that makes the trained checkpoint of toy model ``name``."""
-    if multilabel:
-        return (f"python -c \"from benchmark.training import train_multilabel_toy; "
-                f"train_multilabel_toy('{name}')\"")
-    return f"python -m benchmark.training --model {name}"
-
-
 def _build_toy(arch: str, name: str, weights: str | None, checkpoint: str | None,
                num_classes: int = 10, multilabel: bool = False, **_) -> tuple[nn.Module, ModelInfo]:
-    """Build a toy model with random, trained (the cached checkpoint) or given checkpoint weights."""
+    """Build a toy model: ``checkpoint`` if given, else the shipped, sha256-checked weights of ``name``
+    (a toy name that ships none: ``<cache>/models/<name>.pt``), or random weights."""
     model = ARCHS[arch](num_classes)
     info = ModelInfo(name=name, num_classes=num_classes, input_size=TOY_INPUT,
                      cam_head="fc" if arch == "toy_gap" else None, multilabel=multilabel)
@@ -93,11 +87,12 @@ def _build_toy(arch: str, name: str, weights: str | None, checkpoint: str | None
     else:
         raise ValueError(f"model {name!r}: weights={weights!r} not understood; use null (trained toy weights) or 'random'")
     if path is not None:
-        if not path.is_file() and checkpoint is None:  # made by benchmark.training, never here
+        if checkpoint is None and name in SHIPPED:
+            path, _ = verify(name)  # WeightsError naming the file when it is missing or altered
+        elif not path.is_file():
             raise FileNotFoundError(
-                f"model {name!r}: trained checkpoint {path} not found; make it with `{make_command(name, multilabel)}` "
-                f"(a run, `python -m benchmark model={name} ...`, makes it on first use), or build the model "
-                f"with weights='random'")
+                f"model {name!r}: checkpoint {path} not found; give model.checkpoint=FILE (a state dict), "
+                f"or build the model with weights='random'")
         load_state(model, load_checkpoint(path), str(path))
         info.checkpoint = str(path)
         meta = path.with_suffix(".json")

@@ -1,4 +1,5 @@
-"""Reports from finished runs: tables (tables.py), paper/demo table specs and plots (specs.py), the real-photo figure.
+"""Reports from finished runs: tables (tables.py), paper/demo table specs and plots (specs.py), the real-photo figure,
+the golden demo tables and the documentation blocks written from them (golden.py, golden_docs.py).
 May import the layers below (foundation, data, models, methods, metrics, runs); never tracking or the entry points.
 
 ``python -m benchmark.report`` writes every table. ``tables.py`` never imports ``specs.py``.

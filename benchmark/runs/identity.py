@@ -10,7 +10,8 @@ and ``run_dir_for`` places it. The folder is readable where it can be and hashes
 The readable parts are the experiment, model, method label and layer, dataset and metric names;
 the 8-character folder hash (``folder_hash``) covers every semantic setting (model weights and
 options, method name and options, dataset root/split/limit, metric options, seed, batch size,
-on_error, the generated data's version...), so two configurations never share a folder. Shards of
+on_error, the generated data's version, a shipped toy model's weight sha256...), so two
+configurations never share a folder. Shards of
 one job share the folder of the unsharded job (sharding is normalised out of the hash exactly as
 ``benchmark.runs.merge`` forms the merged config), and sit in ``shard-<i>-of-<n>`` below it.
 ``job_state`` asks the run store whether a job finished with its current configuration, without
@@ -45,17 +46,26 @@ def config_hash(config: dict) -> str:
 def semantic_config(config: dict) -> dict:
     """The settings that change results, as hashed to skip finished jobs: the config without the
     ``NON_SEMANTIC`` keys and, for a generated dataset, the generator's version (the synthetic data
-    and the toy models trained on it change with it, so jobs finished on older data run again)."""
+    and the toy models trained on it change with it, so jobs finished on older data run again);
+    for a toy model with shipped weights, their recorded sha256."""
     out = {k: v for k, v in config.items() if k not in NON_SEMANTIC}
     for group, key in DECLARATIONS:  # facts about the data, not settings: unset, they leave the hash as it was
         if isinstance(out.get(group), dict) and key in out[group]:
             out[group] = {k: v for k, v in out[group].items() if k != key}
     if not out.get("plugins"):  # no plugins: the hash of every run made before the field existed
         out.pop("plugins", None)
-    if (config.get("dataset") or {}).get("generate"):
-        from data_prep.synthetic import VERSION
+    generator = (config.get("dataset") or {}).get("generate")
+    if generator:
+        from data_prep.synthetic import generator_version
 
-        out["generated_inputs_version"] = VERSION
+        out["generated_inputs_version"] = generator_version(generator)
+    model = config.get("model") or {}
+    if isinstance(model, dict) and model.get("weights") is None and not model.get("checkpoint"):
+        from benchmark.models.shipped import shipped_digest
+
+        digest = shipped_digest(str(model.get("name")))  # other weights, other results: the job runs again
+        if digest:
+            out["model_weights_sha256"] = digest
     return out
 
 

@@ -1,4 +1,4 @@
-"""``python -m benchmark.training [--model toy_vgg|toy_gap] [--force]``: train the toy models."""
+"""``python -m benchmark.training [--model NAME] [--retrain]``: verify (or retrain) the shipped toy weights."""
 
 from benchmark.training.toy import main
 

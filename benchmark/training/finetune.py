@@ -72,7 +72,7 @@ def initial_model(name: str, init: str = "pretrained", init_checkpoint: str | No
     toy = (spec.get("arch") or name) in ARCHS
     if init == "pretrained":
         weights = None if toy else spec.get("weights") or "DEFAULT"
-        if toy:  # the trained single-label toy weights: made here when missing, as a run makes them
+        if toy:  # the shipped toy weights, verified as a run verifies them
             ensure_checkpoint({"name": name})
     elif init == "random":
         weights = "random" if toy else None

@@ -1,13 +1,17 @@
-"""Recipe that trains the toy models on the synthetic train split: ``python -m benchmark.training``.
+"""Recipe that trains the toy models on the synthetic train split: ``python -m benchmark.training --retrain``.
 
-Deterministic (fixed seed, fixed data order per epoch from that seed, single-process loading), and
-cached in ``.cache/models/<name>.pt`` with a ``.json`` beside it (class names, accuracy, recipe, the
-synthetic data version; a checkpoint trained on an older version is retrained).
-The images are decoded and preprocessed once, like evaluation (``paper`` resize to 64x64).
+Without ``--retrain`` the command only checks the shipped weights (``benchmark.models.shipped``):
+the demo evaluates those, never weights trained on the user's machine. ``--retrain`` trains
+``toy_vgg``, ``toy_gap`` and ``toy_gap_multi`` into the cache, checks each against its recipe's
+accuracy floor and only then installs it as the shipped weights (with a new sha256 in its JSON).
+Training is deterministic (fixed seed, fixed data order per epoch from that seed, single-process
+loading) and writes ``.cache/models/<name>.pt`` with a ``.json`` beside it (class names, accuracy,
+recipe); the images are decoded and preprocessed once, like evaluation (``paper`` resize to 64x64).
+``toy_vgg`` and ``toy_gap`` are made by ``train_toy``, ``toy_gap_multi`` by
+``multilabel.train_multilabel_toy``.
 
-``ensure_checkpoint`` makes a missing toy checkpoint before a run loads the model (the evaluation
-loop calls it; ``build_model`` itself only loads checkpoints): ``toy_vgg`` and ``toy_gap`` by
-``train_toy``, multi-label toys (``toy_gap_multi``) by ``multilabel.train_multilabel_toy``.
+``ensure_checkpoint`` verifies a shipped toy model's weights before a run loads it (the evaluation
+loop calls it); it never trains.
 """
 
 from __future__ import annotations
@@ -28,7 +32,8 @@ import torch.nn.functional as F
 from benchmark.data.readers import ManifestDataset
 from benchmark.data.transforms import Preprocess
 from benchmark.io import atomic_write_bytes
-from benchmark.models.base import IMAGENET_MEAN, IMAGENET_STD, preset
+from benchmark.models.base import IMAGENET_MEAN, IMAGENET_STD
+from benchmark.models.shipped import SHIPPED, WeightsError, install, verify
 from benchmark.models.toy import ARCHS, TOY_INPUT, default_checkpoint
 from benchmark.paths import synthetic_root
 from benchmark.training.multilabel import train_multilabel_toy
@@ -108,70 +113,68 @@ def data_version() -> int:
     return VERSION
 
 
-def is_current(name: str) -> bool:
-    """Whether ``name``'s cached checkpoint exists and was trained on the current synthetic data."""
-    path = default_checkpoint(name)
-    try:
-        meta = json.loads(path.with_suffix(".json").read_text())
-    except (OSError, ValueError):
-        return False
-    return path.is_file() and meta.get("data_version") == data_version()
-
-
 def ensure_checkpoint(model_cfg: dict) -> Path | None:
-    """Make the cached checkpoint of a toy model a run is about to load, when it is missing.
+    """Verify the shipped weights of a toy model a run is about to load; nothing is trained here.
 
-    ``model_cfg`` is the run's ``model`` config (at least ``name``; the rest as ``build_model``
-    merges it over ``conf/model/<name>.yaml``). Only a toy model with the trained weights (no
-    ``weights``, no ``checkpoint``) whose file ``<cache>/models/<name>.pt`` is missing is made:
-    ``toy_vgg`` and ``toy_gap`` by ``train_toy``, multi-label toys by ``train_multilabel_toy``.
-    Returns the checkpoint path, or None when the model is not one this makes.
+    ``model_cfg`` is the run's ``model`` config (at least ``name``). Only a shipped toy model
+    (``benchmark.models.shipped.SHIPPED``) with the trained weights (no ``weights``, no
+    ``checkpoint``) is checked: its weight file against the sha256 and data version in its JSON
+    (``WeightsError`` naming the file otherwise; ``python -m benchmark.training --retrain`` remakes it).
+    Returns the weight file, or None when the model is not one with shipped weights.
     """
     name = model_cfg["name"]
-    skip = ("name", "layers", "weights", "checkpoint", "preprocessing")
-    merged = {k: v for k, v in preset(name).items() if k not in skip}
-    merged.update({k: v for k, v in model_cfg.items() if k not in skip and v is not None})
-    arch = merged.get("arch") or name
-    if arch not in ARCHS or model_cfg.get("weights") is not None or model_cfg.get("checkpoint") is not None:
+    if name not in SHIPPED or model_cfg.get("weights") is not None or model_cfg.get("checkpoint") is not None:
         return None
-    path = default_checkpoint(name)
-    if path.is_file():
-        return path
-    if merged.get("multilabel"):
-        train_multilabel_toy(name)
-    elif name in ARCHS:
-        train_toy(name)
-    else:
-        return None  # a single-label toy under another name: build_model names the missing file
-    return path
+    return verify(name)[0]
 
 
 def _train_one_thread(name: str) -> dict:
     """Worker: one model per process, one thread each (small convs scale badly across threads)."""
     torch.set_num_threads(1)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
+    if name in MULTILABEL:
+        return train_multilabel_toy(name)
     return train_toy(name)
+
+
+MULTILABEL = ("toy_gap_multi",)
+
+
+def retrain(names: list[str]) -> None:
+    """Train ``names`` into the cache in parallel processes; install each that reaches its floor."""
+    if any(n not in MULTILABEL for n in names):
+        load_split("train")  # generate the data once, before the workers start
+    context = multiprocessing.get_context("spawn")
+    failed = []
+    with ProcessPoolExecutor(max_workers=min(len(names), os.cpu_count() or 1), mp_context=context) as pool:
+        for name, meta in zip(names, pool.map(_train_one_thread, names)):
+            try:
+                record = install(name, default_checkpoint(name), meta)
+            except WeightsError as err:
+                failed.append(str(err))
+                continue
+            print(f"{name}: installed, sha256 {record['sha256']}")
+    if failed:
+        raise SystemExit("\n".join(failed))
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m benchmark.training", description=__doc__.splitlines()[0])
-    parser.add_argument("--model", choices=sorted(ARCHS), action="append", help="default: both")
-    parser.add_argument("--force", action="store_true", help="retrain even when a checkpoint exists")
+    parser.add_argument("--model", choices=SHIPPED, action="append", help="default: every toy model")
+    parser.add_argument("--retrain", action="store_true",
+                        help="train anew, check the accuracy floor, replace the shipped weights")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    todo = []
-    for name in args.model or sorted(ARCHS):
-        if is_current(name) and not args.force:
-            print(f"{name}: cached at {default_checkpoint(name)}")
-        else:
-            todo.append(name)
-    if not todo:
+    names = list(args.model or SHIPPED)
+    if args.retrain:
+        retrain(names)
         return
-    load_split("train")  # generate the data once, before the workers start
-    context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(max_workers=min(len(todo), os.cpu_count() or 1), mp_context=context) as pool:
-        for name, meta in zip(todo, pool.map(_train_one_thread, todo)):
-            print(f"{name}: val top-1 {100 * meta['val_top1']:.1f} % in {meta['seconds']} s -> {default_checkpoint(name)}")
+    try:
+        for name in names:
+            path, meta = verify(name)
+            print(f"{name}: shipped weights {path} (sha256 {meta['sha256'][:12]}..., data version {meta['data_version']})")
+    except WeightsError as err:
+        raise SystemExit(f"error: {err}") from None
 
 
 if __name__ == "__main__":
