@@ -32,8 +32,6 @@ def test_every_demo_table_is_golden():
         assert not [c for c in columns if "Δ" in c or "(paper)" in c], name
 
 
-@pytest.mark.xfail(strict=True, reason="demo_pointing_torchray has no golden table yet: its run (one image per "
-                   "batch) had not finished when the golden tables were recorded")
 def test_every_demo_experiment_has_a_golden_table():
     from benchmark.demo import EXPERIMENTS
     from benchmark.report.specs import SPECS

@@ -28,6 +28,8 @@ BLOCKS = {
     "layers": ("demo_layers.csv", ("model", "depth", "layer", "loc_err_top1", "n_images")),
     "pointing": ("demo_pointing.csv", ("model", "method", "all: class-mean acc (%)", "difficult: class-mean acc (%)",
                                        "n", "n difficult")),
+    "pointing_torchray": ("demo_pointing_torchray.csv", ("model", "method", "all: class-mean acc (%)",
+                                                         "all: mean over all classes (%)", "n", "degenerate")),
     "pointing_modified": ("demo_pointing_modified.csv", ("model", "method", "θ", "accuracy (%)", "n images")),
     "occlusion": ("demo_occlusion.csv", ("model", "method", "mean rho", "95% CI low", "95% CI high", "n")),
 }
