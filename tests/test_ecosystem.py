@@ -258,7 +258,8 @@ def test_demo_table_puts_grad_cam_first_and_leaves_unrun_cells_empty(tmp_path):
     from benchmark.demo.ecosystem import collect, table
 
     def summary(exp, model, method, metrics, status="finished"):
-        folder = tmp_path / "runs" / exp / model / method / "data"
+        metric = "pointing" if "pointing" in exp else "localization"  # the run folder of runs/identity.py
+        folder = tmp_path / "runs" / exp / model / method / "data" / f"{metric}-0123abcd"
         folder.mkdir(parents=True)
         (folder / "summary.json").write_text(json.dumps({"status": status, "model": model, "method": method,
                                                          "metrics": {"n_images": 5, **metrics}}))

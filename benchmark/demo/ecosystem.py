@@ -17,7 +17,6 @@ the runs that exist without running anything.
 
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
 from pathlib import Path
@@ -27,7 +26,7 @@ from hydra import compose, initialize_config_dir
 
 from benchmark.demo import run_plans, unfinished
 from benchmark.models.base import CONF_DIR
-from benchmark.report.tables import write_table
+from benchmark.report.tables import collect as collect_runs, write_table
 
 # the photos first: the table's Score-CAM and Ablation-CAM columns come from them
 EXPERIMENTS = ("demo_ecosystem_photos_pointing", "demo_ecosystem_photos_localization", "demo_ecosystem_pointing",
@@ -45,16 +44,17 @@ def family(method: str) -> str:
 
 
 def collect(results: Path) -> pd.DataFrame:
-    """One row per finished run of the ecosystem experiments: experiment, model, method, metrics."""
-    rows = []
+    """One row per finished run of the ecosystem experiments: experiment, model, method, metrics.
+
+    Run folders are found at any depth (``<model>/<method>/<dataset>/<metric>-<hash>``), shards through
+    their merged summary, as the paper tables read them.
+    """
+    frames = []
     for exp in EXPERIMENTS:
-        for path in sorted((results / "runs" / exp).glob("*/*/*/summary.json")):
-            summary = json.loads(path.read_text())
-            if summary.get("status") != "finished":
-                continue
-            rows.append({"experiment": exp, "model": summary["model"], "method": summary["method"],
-                         "n_images": summary["metrics"].get("n_images"), **summary["metrics"]})
-    return pd.DataFrame(rows)
+        runs = collect_runs(results, exp)
+        if len(runs):
+            frames.append(runs[runs["status"] == "finished"].assign(experiment=exp))
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
 
 def table(runs: pd.DataFrame) -> pd.DataFrame:
