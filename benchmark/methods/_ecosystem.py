@@ -106,3 +106,19 @@ def as_tuples(value):
     if isinstance(value, (list, tuple)) or type(value).__name__ == "ListConfig":
         return tuple(as_tuples(v) for v in value)
     return value
+
+
+def _builder(cls, spec, name: str):
+    def build(model, info, layer=None, **options):
+        return cls(model, info, spec, name, layer=layer, **options)
+
+    return build
+
+
+def register_family(prefix: str, table: dict, cls) -> None:
+    """Register ``<prefix>_<key>`` for every entry of ``table`` as ``cls(model, info, entry, name, ...)``,
+    its options those of ``cls``'s constructor."""
+    from benchmark.methods.base import METHODS
+
+    for key, spec in table.items():
+        METHODS.register(f"{prefix}_{key}", _builder(cls, spec, f"{prefix}_{key}"), options=cls)

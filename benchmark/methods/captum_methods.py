@@ -30,9 +30,9 @@ from dataclasses import dataclass, field
 
 import torch
 
-from benchmark.methods._ecosystem import (REDUCTIONS, as_tuples, init_keywords, reduce_channels, require, split_options,
-                                         untouched)
-from benchmark.methods.base import METHODS, Explanation, SaliencyMethod, upsample
+from benchmark.methods._ecosystem import (REDUCTIONS, as_tuples, init_keywords, reduce_channels, register_family, require,
+                                         split_options, untouched)
+from benchmark.methods.base import Explanation, SaliencyMethod, upsample
 from benchmark.models.base import resolve_layer
 
 
@@ -135,12 +135,4 @@ class CaptumMethod(SaliencyMethod):
         return Explanation(maps=maps.contiguous().float(), logits=logits.float())
 
 
-def _factory(spec: Spec, name: str):
-    def build(model, info, layer=None, **options):
-        return CaptumMethod(model, info, spec, name, layer=layer, **options)
-
-    return build
-
-
-for _key, _spec in SPECS.items():
-    METHODS.register(f"captum_{_key}", _factory(_spec, f"captum_{_key}"), options=CaptumMethod)
+register_family("captum", SPECS, CaptumMethod)

@@ -26,8 +26,8 @@ import io
 import numpy as np
 import torch
 
-from benchmark.methods._ecosystem import SKIP, init_keywords, require, split_options, untouched
-from benchmark.methods.base import METHODS, Explanation, SaliencyMethod, upsample
+from benchmark.methods._ecosystem import SKIP, init_keywords, register_family, require, split_options, untouched
+from benchmark.methods.base import Explanation, SaliencyMethod, upsample
 from benchmark.models.base import resolve_layer
 
 # suite name -> class exported by pytorch_grad_cam 1.5.7. Left out: RandomCAM (random weights, a
@@ -130,12 +130,4 @@ def _capture(cam, store: list, fullgrad: bool) -> None:
     cam.get_cam_image = record
 
 
-def _factory(class_name: str, name: str):
-    def build(model, info, layer=None, **options):
-        return PytorchGradCamMethod(model, info, class_name, name, layer=layer, **options)
-
-    return build
-
-
-for _key, _cls in CLASSES.items():
-    METHODS.register(f"pgc_{_key}", _factory(_cls, f"pgc_{_key}"), options=PytorchGradCamMethod)
+register_family("pgc", CLASSES, PytorchGradCamMethod)

@@ -46,7 +46,6 @@ class TableSpec:
     interval: str | None = "loc_err_top1"
     notes: tuple[str, ...] = ()
     extra: tuple[str, ...] = ()  # protocol columns shown after the keys (e.g. normalization)
-    difference: bool = True  # a Δ column per compared number (not for toy numbers beside published ones)
 
 
 PROTOCOL_COLUMNS = ("normalization", "crops")  # protocol settings collect() adds beside the figures
@@ -111,7 +110,7 @@ def build(spec: TableSpec, frame: pd.DataFrame, reference_dir: Path = REFERENCE_
         card = ["card"] if "card" in ref else []
         ref = ref[[*spec.keys, *ref_cols, *card]].rename(columns={c: f"{c} (paper)" for c in ref_cols})
         table = table.merge(ref, on=list(spec.keys), how="outer")
-        for c in ref_cols if spec.difference else ():
+        for c in ref_cols:
             ours_c = f"{c} devkit" if c in devkit else c
             table[f"{c} Δ"] = table[ours_c] - table[f"{c} (paper)"] if ours_c in table else float("nan")
     order = ["model", *spec.extra, "method"]
