@@ -31,6 +31,7 @@ $(STAMP): pyproject.toml
 	@touch $(STAMP)
 
 install: $(STAMP) ## create/use .venv and install the package with its extras (idempotent)
+	bash tools/install_tex.sh  # pdflatex + booktabs for the LaTeX table tests, when missing
 
 demo: install ## embedded data, shipped toy weights, every demo experiment, the tables (compared with results/golden) and figures
 	$(PY) -m data_prep.synthetic --out .cache/data/synthetic

@@ -14,20 +14,24 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
 
 from benchmark.io import atomic_write_bytes
+from benchmark.names import name_problem
 from benchmark.paths import REPO_ROOT
+from benchmark.report.latex import to_latex
 
 REFERENCE_DIR = REPO_ROOT / "results" / "reference"
 METHOD_ORDER = ["center", "gradient", "deconvnet", "guided_backprop", "excitation_backprop",
                 "contrastive_excitation_backprop", "cam", "grad_cam", "guided_grad_cam", "occlusion"]
-LOC_COLUMNS = {"cls_err_top1": "cls err top-1", "cls_err_top5": "cls err top-5",
-               "loc_err_top1": "loc err top-1", "loc_err_top5": "loc err top-5",
-               "gt_known_loc_acc": "GT-known loc acc"}
+LOC_COLUMNS = {"cls_err_top1": "cls err top-1 (%)", "cls_err_top5": "cls err top-5 (%)",
+               "loc_err_top1": "loc err top-1 (%)", "loc_err_top5": "loc err top-5 (%)",
+               "gt_known_loc_acc": "GT-known loc acc (%)"}
+COUNTS = {"n_images": "n images", "n_degenerate": "degenerate", "_failed": "failed images"}
 
 
 @dataclass
@@ -42,33 +46,66 @@ class TableSpec:
     reference: str | None = None
     keys: tuple[str, ...] = ("model", "method")
     compare: tuple[str, ...] = ()
-    counts: dict[str, str] = field(default_factory=lambda: {"n_images": "n images", "n_degenerate": "degenerate"})
-    interval: str | None = "loc_err_top1"
+    counts: dict[str, str] = field(default_factory=lambda: dict(COUNTS))
+    interval: str | None = "loc_err_top1"  # (kept for specs that name it; every rate column gets an interval)
     notes: tuple[str, ...] = ()
     extra: tuple[str, ...] = ()  # protocol columns shown after the keys (e.g. normalization)
+    dataset: str | None = None  # the published numbers' dataset: runs on anything else go to "your runs"
 
 
 PROTOCOL_COLUMNS = ("normalization", "crops")  # protocol settings collect() adds beside the figures
 
 
+SHARD_DIR = re.compile(r"shard-\d+-of-\d+")  # a shard's own folder (benchmark.runs.merge), never a name
+
+
 def collect(results_root: Path, experiment: str | None = None) -> pd.DataFrame:
-    """One row per run summary (sharded runs are read through their merged summary)."""
-    rows = []
+    """One row per run summary (sharded runs are read through their merged summary).
+
+    A shard's folder is recognised by its own name (``shard-<i>-of-<n>``) relative to ``runs/``, so a results
+    root or an experiment named ``shard-...`` is read like any other. A summary that cannot be read, or whose
+    ``experiment_name`` is not a valid name (``benchmark.names``), is left out and listed, by path and reason,
+    in ``frame.attrs["skipped"]``.
+    """
+    rows, skipped = [], []
     runs = Path(results_root) / "runs"
+    if experiment is not None and name_problem(experiment):
+        raise ValueError(f"experiment={experiment!r} is not a valid name: {name_problem(experiment)}")
     pattern = f"{experiment}/**/summary.json" if experiment else "**/summary.json"
     for path in sorted(runs.glob(pattern)):
-        if any(part.startswith("shard-") for part in path.parent.parts):
+        if any(SHARD_DIR.fullmatch(part) for part in path.parent.relative_to(runs).parts):
             continue
-        summary = json.loads(path.read_text())
-        row = {"experiment": summary.get("config", {}).get("experiment_name"), "model": summary.get("model"),
+        try:
+            summary = json.loads(path.read_text())
+            if not isinstance(summary, dict):
+                raise ValueError(f"expected a JSON object, got {type(summary).__name__}")
+        except (OSError, ValueError) as err:
+            skipped.append(f"{path}: unreadable summary ({type(err).__name__}: {err}); skipped")
+            continue
+        config = summary.get("config") if isinstance(summary.get("config"), dict) else {}
+        name = config.get("experiment_name")
+        problem = name_problem(name) or name_problem(summary.get("metric"))
+        if problem:
+            skipped.append(f"{path}: experiment_name {name!r} / metric {summary.get('metric')!r} is not a valid "
+                           f"name ({problem}); skipped")
+            continue
+        model = config.get("model") if isinstance(config.get("model"), dict) else {}
+        dataset = config.get("dataset") if isinstance(config.get("dataset"), dict) else {}
+        errors = summary.get("errors") if isinstance(summary.get("errors"), dict) else {}
+        row = {"experiment": name, "model": summary.get("model"),
                "method": summary.get("method"), "dataset": summary.get("dataset"),
                "metric": summary.get("metric"), "status": summary.get("status"), "path": str(path.parent),
                "normalization": summary.get("protocol", {}).get("normalization"),
-               "crops": summary.get("protocol", {}).get("crops", 1)}
-        row.update(summary.get("metrics", {}))
+               "crops": summary.get("protocol", {}).get("crops", 1),
+               "_weights": model.get("weights"), "_checkpoint": model.get("checkpoint"),
+               "_limit": dataset.get("limit"), "_root": dataset.get("root"), "_split": dataset.get("split"),
+               "_failed": errors.get("n_images", 0), "_protocol": summary.get("protocol")}
+        row.update(summary.get("metrics", {}) if isinstance(summary.get("metrics"), dict) else {})
         rows.append(row)
-    return pd.DataFrame(rows, columns=["experiment", "model", "method", "dataset", "metric", "status", "path"]
-                        if not rows else None)
+    frame = pd.DataFrame(rows, columns=["experiment", "model", "method", "dataset", "metric", "status", "path"]
+                         if not rows else None)
+    frame.attrs["skipped"] = skipped
+    return frame
 
 
 def _method_key(series: pd.Series) -> pd.Series:
@@ -79,31 +116,65 @@ def _method_key(series: pd.Series) -> pd.Series:
     return series.map(key)
 
 
-def wilson(rate_percent: float, n: int, z: float = 1.959964) -> tuple[float, float]:
-    """95 % Wilson score interval (in %) of a rate given in %."""
+def wilson(rate_percent: float, n: int) -> tuple[float, float]:
+    """95 % Wilson score interval (in %) of a rate given in % over ``n`` (statsmodels' ``proportion_confint``)."""
+    from benchmark.report.stats import proportion_ci
+
     if not n or rate_percent is None or (isinstance(rate_percent, float) and math.isnan(rate_percent)):
         return float("nan"), float("nan")
-    p = rate_percent / 100.0
-    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
-    return 100 * (centre - half), 100 * (centre + half)
+    lo, hi = proportion_ci(round(rate_percent / 100.0 * n), n)
+    return 100 * lo, 100 * hi
 
 
-def build(spec: TableSpec, frame: pd.DataFrame, reference_dir: Path = REFERENCE_DIR) -> pd.DataFrame:
-    """The table of ``spec``: our columns, published columns and differences, counts, interval."""
+def add_intervals(table: pd.DataFrame, columns, n_column: str) -> pd.DataFrame:
+    """A Wilson 95 % interval (``<column> 95% CI low|high``, in %) right after each rate column in %."""
+    table = table.copy()
+    for column in [c for c in columns if c in table]:
+        n = pd.to_numeric(table[n_column], errors="coerce") if n_column in table else pd.Series(math.nan, index=table.index)
+        bounds = [wilson(r, int(k)) if pd.notna(k) and k > 0 else (math.nan, math.nan)
+                  for r, k in zip(pd.to_numeric(table[column], errors="coerce"), n)]
+        at = list(table.columns).index(column) + 1
+        table.insert(at, f"{column} 95% CI low", [lo for lo, _ in bounds])
+        table.insert(at + 1, f"{column} 95% CI high", [hi for _, hi in bounds])
+    return table
+
+
+def split_runs(spec: TableSpec, ours: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Our finished runs that match the published protocol, and the others with a ``reason`` column."""
+    from benchmark.report.matching import mismatch
+
+    if not spec.reference or not spec.dataset or not len(ours):
+        return ours, ours.iloc[0:0].assign(reason=pd.Series(dtype=str))
+    reasons = ["; ".join(mismatch(row, spec.dataset)) for row in ours.to_dict("records")]
+    bad = pd.Series([bool(r) for r in reasons], index=ours.index)
+    return ours[~bad], ours[bad].assign(reason=[r for r in reasons if r])
+
+
+def build(spec: TableSpec, frame: pd.DataFrame, reference_dir: Path = REFERENCE_DIR,
+          yours: list | None = None) -> pd.DataFrame:
+    """The table of ``spec``: our columns with their intervals, published columns and differences, counts.
+
+    Rows keep their run folder in ``path`` (for the paired comparisons; the writers drop it). Runs that do
+    not match the published protocol (``split_runs``) are left out and, when ``yours`` is a list, appended
+    to it as one frame (the "your runs" table, with its reasons and no published column)."""
     metrics = (spec.metric,) if isinstance(spec.metric, str) else spec.metric
     ours = frame[frame["experiment"].isin(spec.experiments) & frame["metric"].isin(metrics)
                  & (frame["status"] == "finished")] if len(frame) else frame
+    ours, others = split_runs(spec, ours)
+    if yours is not None and len(others):
+        from dataclasses import replace
+
+        mine = build(replace(spec, reference=None, compare=(), dataset=None), others.drop(columns="reason"))
+        reason = dict(zip(others["path"], others["reason"]))
+        yours.append(mine.assign(reason=[reason.get(p) for p in mine["path"]]))
     keep = [*dict.fromkeys(["model", "method", "dataset", *spec.keys, *spec.extra])]
     data = {c: ours[c] if c in ours else pd.Series(dtype=float) for c in [*spec.columns, *spec.counts]}
-    table = pd.concat([ours[keep].reset_index(drop=True) if len(ours) else pd.DataFrame(columns=keep),
+    table = pd.concat([ours[[*keep, "path"]].reset_index(drop=True) if len(ours) else pd.DataFrame(columns=[*keep, "path"]),
                        pd.DataFrame(data).reset_index(drop=True)], axis=1)
-    if spec.interval and spec.interval in table and "n_images" in table:
-        bounds = [wilson(r, n) for r, n in zip(table[spec.interval], table["n_images"])]
-        table[f"{spec.interval} 95% CI"] = [f"[{lo:.1f}, {hi:.1f}]" if not math.isnan(lo) else None for lo, hi in bounds]
     devkit = [c for c in spec.compare if f"{c}_no_blacklist" in ours and ours[f"{c}_no_blacklist"].notna().any()]
     for c in devkit:  # blacklist flagged: the devkit figure (blacklisted images removed) is the one compared
         table[f"{c} devkit"] = ours[f"{c}_no_blacklist"].fillna(ours[c]).reset_index(drop=True)
+    table = add_intervals(table, [c for c in spec.columns if c in table], "n_images")
     if spec.reference:
         ref = pd.read_csv(reference_dir / spec.reference)
         ref_cols = [c for c in spec.compare if c in ref]
@@ -120,12 +191,13 @@ def build(spec: TableSpec, frame: pd.DataFrame, reference_dir: Path = REFERENCE_
             table[c] = pd.to_numeric(table[c], errors="coerce").round().astype("Int64")
     labels = {**spec.columns, **spec.counts}
     renamed = {c: labels.get(c, c) for c in table.columns}
+    for c in spec.columns:
+        for end in ("95% CI low", "95% CI high"):
+            renamed[f"{c} {end}"] = f"{labels[c]} {end}"
     for c in spec.compare:
         renamed[f"{c} (paper)"] = f"{labels[c]} (paper)"
         renamed[f"{c} Δ"] = f"{labels[c]} Δ"
         renamed[f"{c} devkit"] = f"{labels[c]} devkit"
-    if spec.interval in labels:
-        renamed[f"{spec.interval} 95% CI"] = f"{labels[spec.interval]} 95% CI"
     return table.rename(columns=renamed).reset_index(drop=True)
 
 
@@ -134,10 +206,14 @@ BLACKLIST_NOTE = ("'devkit' columns: blacklisted images removed from the denomin
 
 
 def table_notes(spec: TableSpec, table: pd.DataFrame) -> list[str]:
-    """The spec's notes, the blacklist note when a devkit column is shown, and one line per protocol card."""
+    """The spec's notes, the interval and sample-size notes, the blacklist note when a devkit column is
+    shown, and one line per protocol card."""
     from benchmark.report.cards import card_notes
 
     notes = list(spec.notes)
+    if any(str(c).endswith("95% CI low") and not str(c).startswith("Δ") for c in table.columns):
+        notes.append(INTERVAL_NOTE)
+    notes += sample_size_notes(table)
     if any(str(c).endswith(" devkit") for c in table.columns):
         notes.append(BLACKLIST_NOTE)
     if "card" in table:
@@ -145,12 +221,51 @@ def table_notes(spec: TableSpec, table: pd.DataFrame) -> list[str]:
     return notes
 
 
-def _cell(value) -> str:
+INTERVAL_NOTE = "95% CI: Wilson score interval of each rate over the row's n images (statsmodels proportion_confint)."
+
+
+def sample_size_notes(table: pd.DataFrame) -> list[str]:
+    """A note when the rows of a table have different sample sizes (or count skipped/failed images)."""
+    notes = []
+    for column in ("n images", "n", "n_images", "n_records"):
+        if column in table:
+            sizes = sorted({int(v) for v in pd.to_numeric(table[column], errors="coerce").dropna()})
+            if len(sizes) > 1:
+                notes.append(f"Mixed sample sizes: {column} is {', '.join(map(str, sizes))} across rows; rates are "
+                             "over different images and their intervals differ in width.")
+            break
+    if "failed images" in table and pd.to_numeric(table["failed images"], errors="coerce").fillna(0).gt(0).any():
+        notes.append("failed images: images that raised an error under on_error=record and were left out of the row.")
+    return notes
+
+
+def decimals(column) -> int:
+    """One precision per column: p-values 4 decimals; correlations, IoU and fractions 3; rates (%) and
+    differences in points 2."""
+    name = str(column)
+    if name.startswith("p ") or name == "p":
+        return 4
+    if any(k in name.lower() for k in ("rho", "iou", "τ", "tau", "fraction", "accepted", "ρ")):
+        return 3
+    return 2
+
+
+def _cell(value, column="") -> str:
     if value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value)):
         return "—"
     if isinstance(value, float):
-        return str(int(value)) if value.is_integer() and abs(value) >= 100 else f"{value:.2f}"
+        text = f"{value:.{decimals(column)}f}"
+        return text[1:] if text.startswith("-") and not text.strip("-0.") else text  # no "-0.00"
     return str(value)
+
+
+def rounded(table: pd.DataFrame) -> pd.DataFrame:
+    """``table`` with each float column rounded to its precision (no float noise in a CSV)."""
+    table = table.copy()
+    for column in table.columns:
+        if pd.api.types.is_float_dtype(table[column]):
+            table[column] = table[column].round(decimals(column)) + 0.0  # + 0.0: no -0.0
+    return table
 
 
 def to_markdown(table: pd.DataFrame, title: str = "", notes: tuple[str, ...] | list[str] = ()) -> str:
@@ -158,17 +273,23 @@ def to_markdown(table: pd.DataFrame, title: str = "", notes: tuple[str, ...] | l
     lines.append("| " + " | ".join(map(str, table.columns)) + " |")
     lines.append("|" + "|".join("---" for _ in table.columns) + "|")
     for row in table.itertuples(index=False):
-        lines.append("| " + " | ".join(_cell(v) for v in row) + " |")
+        lines.append("| " + " | ".join(_cell(v, c) for v, c in zip(row, table.columns)) + " |")
     if notes:
         lines += [""] + list(notes)
     return "\n".join(lines) + "\n"
 
 
 def write_table(table: pd.DataFrame, out_dir: Path, name: str, title: str = "", notes=()) -> list[Path]:
-    """Write ``name.md``, ``name.csv`` and ``name.tex`` atomically; return the paths."""
+    """Write ``name.md``, ``name.csv`` and ``name.tex`` atomically; return the paths.
+
+    ``name`` must be a valid name (``benchmark.names``): it is checked before anything is written."""
+    problem = name_problem(name)
+    if problem:
+        raise ValueError(f"table name {name!r} is not a valid name: {problem}")
     out_dir = Path(out_dir)
+    table = table.drop(columns=[c for c in table.columns if str(c) == "path" or str(c).startswith("_")])
     paths = [out_dir / f"{name}.{ext}" for ext in ("md", "csv", "tex")]
     atomic_write_bytes(paths[0], to_markdown(table, title, notes).encode())
-    atomic_write_bytes(paths[1], table.to_csv(index=False).encode())
-    atomic_write_bytes(paths[2], table.to_latex(index=False, na_rep="--", float_format="%.2f").encode())
+    atomic_write_bytes(paths[1], rounded(table).to_csv(index=False).encode())
+    atomic_write_bytes(paths[2], to_latex(table, _cell, title, notes).encode())
     return paths

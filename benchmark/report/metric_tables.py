@@ -1,0 +1,246 @@
+"""The tables whose columns are not the localization ones: the layer sweep, pointing, modified pointing, occlusion.
+
+Each gets a Wilson interval beside every pooled rate (``add_intervals``), the occlusion table its bootstrap
+interval, and every table the paired comparison with the reference method (``benchmark.report.significance``).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+
+import pandas as pd
+
+from benchmark.io import atomic_write_bytes
+from benchmark.report.significance import DEFAULT_REFERENCE, add_paired
+from benchmark.report.tables import (INTERVAL_NOTE, METHOD_ORDER, REFERENCE_DIR, add_intervals, collect,
+                                     sample_size_notes, write_table)
+
+
+def layer_sweep_plot(frame: pd.DataFrame, experiment: str, out: Path) -> list[Path]:
+    """Error vs depth for Grad-CAM at each layer (method labels ``grad_cam@<layer>``)."""
+    runs = frame[(frame["experiment"] == experiment) & (frame["status"] == "finished")] if len(frame) else frame
+    if not len(runs):
+        return []
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    table = runs[["model", "method", "loc_err_top1", "n_images"]].copy()
+    table["layer"] = table["method"].str.split("@").str[1]
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    rows = []
+    for model, group in table.groupby("model"):
+        order = _layer_order(model, list(group["layer"]))
+        group = group.set_index("layer").loc[order].reset_index()
+        group["depth"] = range(1, len(group) + 1)
+        rows.append(group)
+        ax.plot(group["depth"], group["loc_err_top1"], marker="o", label=model)
+        for depth, layer in zip(group["depth"], group["layer"]):
+            ax.annotate(layer.replace("features.", "f"), (depth, group.set_index("depth").loc[depth, "loc_err_top1"]),
+                        fontsize=6, xytext=(0, 4), textcoords="offset points", ha="center")
+    ax.set_xlabel("layer depth (order in the network)")
+    ax.set_ylabel("top-1 localization error (%)")
+    ax.set_title("Grad-CAM layer sweep")
+    ax.legend()
+    fig.tight_layout()
+    name = "demo_layers" if experiment.startswith("demo") else "table3_layers"
+    path = Path(out) / f"{name}.png"
+    buffer = io.BytesIO()
+    fig.savefig(buffer, dpi=120, format="png")
+    atomic_write_bytes(path, buffer.getvalue())
+    plt.close(fig)
+    merged = pd.concat(rows, ignore_index=True)[["model", "depth", "layer", "loc_err_top1", "n_images"]]
+    merged = add_intervals(merged, ["loc_err_top1"], "n_images").rename(columns=lambda c: c.replace("loc_err_top1", "loc err top-1 (%)"))
+    notes = [INTERVAL_NOTE, *sample_size_notes(merged.rename(columns={"n_images": "n images"}))]
+    return [path, *write_table(merged, out, name, "Grad-CAM layer sweep: top-1 localization error (%) vs depth", notes)]
+
+
+def _layer_order(model: str, layers: list[str]) -> list[str]:
+    """Layers in forward order: numeric order of ``features.N``, else the names' natural order."""
+    def key(layer):
+        tail = layer.rsplit(".", 1)[-1]
+        return (0, int(tail)) if tail.isdigit() else (1, layer)
+
+    return sorted(dict.fromkeys(layers), key=key)
+
+
+def _with_reference(table: pd.DataFrame, csv: str, keys: list[str], ours: str, theirs: str, query: str = "") -> pd.DataFrame:
+    """Add the published column ``theirs`` (and our difference) beside ``ours``; unmatched rows stay."""
+    ref = pd.read_csv(REFERENCE_DIR / csv)
+    ref = ref.query(query) if query else ref
+    ref = ref[[*keys, theirs]].rename(columns={theirs: f"{ours} (paper)"})
+    merged = table.merge(ref, on=keys, how="outer")
+    merged[f"{ours} Δ"] = pd.to_numeric(merged[ours], errors="coerce") - merged[f"{ours} (paper)"]
+    return merged
+
+
+def _reference_model(model: str, published: set[str]) -> str:
+    """The published row a run's model answers to: its own name, else the name before its fine-tuning suffix.
+
+    ``pointing.csv`` names architectures (``vgg16``, ``resnet50``); the runs name the fine-tuned configs
+    (``vgg16_voc07``, ``resnet50_coco14``), whose dataset column then picks the VOC or the COCO row.
+    """
+    if model in published:
+        return model
+    base = str(model).split("_", 1)[0]
+    return base if base in published else model
+
+
+def pointing_with_reference(table: pd.DataFrame) -> pd.DataFrame:
+    """Published pointing accuracies (all and difficult subsets) beside ours, with their differences.
+
+    A row matches on (architecture, method, dataset); the center baseline's published row (model ``any``)
+    matches every model's center run. Published rows no run matched stay, with no number of ours.
+    """
+    ref = pd.read_csv(REFERENCE_DIR / "pointing.csv")
+    published = set(ref["model"]) - {"any"}
+    table = table.copy()
+    table["_ref"] = [("any" if method == "center" else _reference_model(model, published))
+                     for model, method in zip(table["model"], table["method"])]
+    for subset, ours in (("all", "all: class-mean acc (%)"), ("difficult", "difficult: class-mean acc (%)")):
+        rows = ref[ref["subset"] == subset][["model", "method", "dataset", "accuracy"]]
+        rows = rows.rename(columns={"model": "_ref", "accuracy": f"{ours} (paper)"})
+        table = table.merge(rows, on=["_ref", "method", "dataset"], how="outer")
+        if ours not in table:
+            table[ours] = float("nan")
+        table[f"{ours} Δ"] = pd.to_numeric(table[ours], errors="coerce") - table[f"{ours} (paper)"]
+    table["model"] = table["model"].fillna(table["_ref"])
+    return table.drop(columns="_ref")
+
+
+OCCLUSION_COLUMNS = {"mean_rho": "mean rho", "ci95_low": "mean rho 95% CI low", "ci95_high": "mean rho 95% CI high",
+                     "n": "n", "n_nan": "n NaN"}
+OCCLUSION_SETTINGS = ("patch", "stride", "fill", "resolution")
+POINTING_COLUMNS = {
+    "acc_class_mean": "all: class-mean acc (%)", "acc_pooled": "all: pooled acc (%)",
+    "difficult_acc_class_mean": "difficult: class-mean acc (%)", "difficult_acc_pooled": "difficult: pooled acc (%)",
+    "n_records": "n", "difficult_n_records": "n difficult", "n_degenerate": "degenerate", "_failed": "failed images",
+    "acc_class_mean_all_classes": "all: mean over all classes (%)",
+    "difficult_acc_class_mean_all_classes": "difficult: mean over all classes (%)",
+}
+POINTING_MODIFIED_COLUMNS = {"theta": "θ", "accuracy": "accuracy (%)", "accuracy_calibration": "calibration accuracy (%)",
+                             "accepted_fraction": "accepted fraction", "n_images": "n images", "n_records": "n",
+                             "n_calibration_images": "n calibration images", "_failed": "failed images"}
+
+
+def occlusion_table(frame: pd.DataFrame) -> pd.DataFrame:
+    """Rows model x method (finished ``occlusion_correlation`` runs), the Table-2 columns and setting."""
+    columns = ["model", "method", "dataset", *OCCLUSION_COLUMNS.values(), *OCCLUSION_SETTINGS, "path"]
+    if frame.empty:
+        return pd.DataFrame(columns=columns)
+    done = frame[(frame["metric"] == "occlusion_correlation") & (frame["status"] == "finished")]
+    if done.empty:
+        return pd.DataFrame(columns=columns)
+    table = done[["model", "method", "dataset", *OCCLUSION_COLUMNS, "path"]].rename(columns=OCCLUSION_COLUMNS)
+    setting = [json.loads((Path(p) / "summary.json").read_text()).get("protocol", {}) for p in done["path"]]
+    table[["n", "n NaN"]] = table[["n", "n NaN"]].astype("Int64")  # float after a merge with other metrics
+    for key in OCCLUSION_SETTINGS:
+        table[key] = [s.get(key, "input" if key == "resolution" else None) for s in setting]  # runs before the option: input
+    order = {m: i for i, m in enumerate(METHOD_ORDER)}
+    table = table.assign(_k=table["method"].map(lambda m: (order.get(m, len(order)), m)))
+    return table.sort_values(["model", "_k"]).drop(columns="_k").reset_index(drop=True)[columns]
+
+
+def write_occlusion_table(results_root: Path, out_dir: Path, experiment: str,
+                          reference: str = DEFAULT_REFERENCE) -> pd.DataFrame:
+    """Build ``occlusion_table`` for one experiment and write ``<experiment>.md|csv|tex`` with notes."""
+    table = occlusion_table(collect(Path(results_root), experiment))
+    if not table.empty:
+        table, paired_notes = add_paired(table, "occlusion_correlation", reference)
+        setting = "; ".join(sorted({f"patch {p}, stride {s}, fill {f}, {r} pixels" for p, s, f, r in
+                                    zip(table["patch"], table["stride"], table["fill"], table["resolution"])}))
+        notes = [f"Spearman rank correlation with occlusion maps ({setting}; fill in normalized input space), "
+                 "GT class with the highest logit, at the resolution named; mean over images with a "
+                 "95 % percentile bootstrap interval; n NaN: constant maps, excluded. Grad-CAM Table 2 used "
+                 "patch 35, stride 1 on 2510 VOC 2007 val images.", *sample_size_notes(table), *paired_notes]
+        write_table(table, Path(out_dir), experiment, f"{experiment}: rank correlation with occlusion", notes)
+    return table
+
+
+def finished_rows(frame: pd.DataFrame, metric: str, columns: dict) -> pd.DataFrame:
+    """Finished runs of ``metric`` as rows model x method (x dataset), columns renamed, sorted."""
+    if frame.empty or "metric" not in frame:
+        return pd.DataFrame(columns=["model", "method", "dataset", *columns.values()])
+    done = frame[(frame["metric"] == metric) & (frame["status"] == "finished")]
+    table = done.reindex(columns=["model", "method", "dataset", *columns, "path"]).copy()
+    order = {m: i for i, m in enumerate(METHOD_ORDER)}
+    table["_order"] = table["method"].map(lambda m: (order.get(m, len(order)), m))
+    table = table.sort_values(["model", "dataset", "_order"]).drop(columns="_order")
+    table = table.rename(columns=columns).reset_index(drop=True)
+    for c in [c for c in table if c.startswith("n") or c in ("degenerate", "failed images")]:
+        table[c] = pd.to_numeric(table[c], errors="coerce").round().astype("Int64")
+    return table
+
+
+def pointing_table(frame: pd.DataFrame) -> pd.DataFrame:
+    """Rows model x method (x dataset); all/difficult class-mean and pooled accuracy (%), counts."""
+    table = finished_rows(frame, "pointing", POINTING_COLUMNS)
+    extra = [c for c in table if "over all classes" in c and table[c].isna().all()]
+    table = table.drop(columns=extra)  # the mean over all classes is reported only where a run computed it
+    table = add_intervals(table, ["all: pooled acc (%)"], "n")
+    return add_intervals(table, ["difficult: pooled acc (%)"], "n difficult")
+
+
+def pointing_modified_table(frame: pd.DataFrame) -> pd.DataFrame:
+    """Rows model x method (x dataset); θ, accuracy on the evaluation split (%), counts.
+
+    θ is a raw map value whose scale depends on the method, so it is shown with 4 significant digits.
+    """
+    table = finished_rows(frame, "pointing_modified", POINTING_MODIFIED_COLUMNS)
+    table["θ"] = [None if t is None or t != t else f"{t:.4g}" for t in table["θ"]]
+    return add_intervals(table, ["accuracy (%)"], "n")
+
+
+POINTING_NOTE = ("95% CI: Wilson score interval of each pooled rate over its n (statsmodels proportion_confint); "
+                 "a class-mean accuracy is a mean of per-class rates and has none here: read the pooled rate's.")
+
+
+def metric_tables(frame: pd.DataFrame, out: Path, experiment: str | None, results: Path,
+                  reference: str = DEFAULT_REFERENCE) -> list[Path]:
+    """The pointing, modified pointing and occlusion tables."""
+    written: list[Path] = []
+    builders = {
+        "pointing": (pointing_table, "Pointing game (Zhang et al.): accuracy (%)"),
+        "pointing_modified": (pointing_modified_table, "Grad-CAM's modified pointing game: θ and accuracy (%)"),
+    }
+    for exp in ("demo_pointing", "demo_pointing_torchray", "demo_pointing_modified", "pointing", "pointing_torchray",
+                "pointing_modified"):
+        if experiment is not None and not exp.startswith(experiment):
+            continue
+        runs = frame[frame["experiment"] == exp] if len(frame) else frame
+        if not len(runs):
+            continue
+        build, title = builders[exp.removeprefix("demo_").removesuffix("_torchray")]
+        title += " under TorchRay's protocol (smoothed pixel-space maps, aspect kept)" if "torchray" in exp else ""
+        table = build(runs)
+        metric = "pointing_modified" if "modified" in exp else "pointing"
+        table, notes = add_paired(table, metric, reference)
+        notes = [POINTING_NOTE, *sample_size_notes(table), *notes]
+        if exp in ("pointing", "pointing_torchray"):  # the published numbers were made under pointing_torchray's protocol
+            table = pointing_with_reference(table)
+        elif exp == "pointing_modified":
+            table = _with_reference(table, "pointing_modified.csv", ["method"], "accuracy (%)", "accuracy")
+        written += write_table(table, out, exp, title, notes)
+    for exp in ("demo_occlusion", "table2_occlusion"):
+        if (experiment is None or exp.startswith(experiment)) and len(frame) and (frame["experiment"] == exp).any():
+            write_occlusion_table(results, out, exp, reference)
+            written += [Path(out) / f"{exp}.{ext}" for ext in ("md", "csv", "tex")]
+    return written
+
+
+# experiments with a layout of their own besides SPECS': the layer sweeps and the other metrics' tables
+SPECIAL_EXPERIMENTS = ("demo_layers", "table3_layers", "demo_pointing", "demo_pointing_torchray", "demo_pointing_modified",
+                       "pointing", "pointing_torchray", "pointing_modified", "demo_occlusion", "table2_occlusion")
+
+
+def extra_outputs(frame: pd.DataFrame, out: Path, experiment: str | None, results: Path,
+                  reference: str = DEFAULT_REFERENCE) -> list[Path]:
+    """The layer-sweep plots and the tables of the other metrics (pointing, occlusion)."""
+    written: list[Path] = []
+    for exp in ("demo_layers", "table3_layers"):
+        if experiment is None or exp.startswith(experiment):
+            written += layer_sweep_plot(frame, exp, out)
+    return written + metric_tables(frame, out, experiment, results, reference)
