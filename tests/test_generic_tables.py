@@ -43,6 +43,7 @@ def test_runs_differing_in_other_settings_are_told_apart_and_paper_experiments_a
     from benchmark.report.tables import collect
 
     written = generic_tables(collect(tmp_path), tmp_path / "out")
-    assert [p.name for p in written] == ["mine_localization.md"]
+    assert [p.name for p in written] == ["mine_localization.md", "mine_localization.csv", "mine_localization.tex"]
     table = pd.read_csv(tmp_path / "out" / "mine_localization.csv")
-    assert list(table["run"]) == ["localization-aaaa", "localization-bbbb"] and list(table["loc_err_top1"]) == [1.0, 2.0]
+    # no setting recorded in these summaries: the run folder tells them apart
+    assert list(table["settings"]) == ["localization-aaaa", "localization-bbbb"] and list(table["loc_err_top1"]) == [1.0, 2.0]

@@ -10,51 +10,65 @@ from benchmark.report.specs import SPECS
 from benchmark.report.tables import REFERENCE_DIR, build, collect, to_markdown, wilson
 
 
-def _summary(root, experiment, model, method, metrics, status="finished"):
+def _manifest(root, dataset="ilsvrc2012_val", num_images=50000):
+    folder = root / "manifests" / dataset
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "meta.json").write_text(json.dumps({"dataset": dataset, "split": "val", "num_images": num_images}))
+    return str(folder)
+
+
+def _summary(root, experiment, model, method, metrics, status="finished", weights="IMAGENET1K_V1"):
+    """A summary of a run with pretrained weights on the full ILSVRC 2012 val manifest (a comparable run)."""
     run = root / "runs" / experiment / model / method / "ds"
     run.mkdir(parents=True)
     (run / "summary.json").write_text(json.dumps({
-        "config": {"experiment_name": experiment}, "model": model, "method": method, "dataset": "ds",
+        "config": {"experiment_name": experiment, "model": {"weights": weights},
+                   "dataset": {"root": _manifest(root), "limit": None}},
+        "model": model, "method": method, "dataset": "ilsvrc2012_val",
         "metric": "localization", "status": status, "metrics": metrics}))
 
 
 def test_table1_side_by_side_with_missing_cell_and_unmatched_reference(tmp_path):
     _summary(tmp_path, "table1", "vgg16", "grad_cam",
-             {"loc_err_top1": 55.0, "loc_err_top5": 45.0, "cls_err_top1": 30.0, "n_images": 1000})  # no cls top-5
-    _summary(tmp_path, "table1", "resnet50", "grad_cam", {"loc_err_top1": 50.0, "n_images": 10})
+             {"loc_err_top1": 55.0, "loc_err_top5": 45.0, "cls_err_top1": 30.0, "n_images": 50000})  # no cls top-5
+    _summary(tmp_path, "table1", "resnet50", "grad_cam", {"loc_err_top1": 50.0, "n_images": 50000})
     _summary(tmp_path, "table1", "vgg16", "cam", {}, status="not_applicable")
     spec = next(s for s in SPECS if s.name == "table1_localization")
     table = build(spec, collect(tmp_path)).set_index(["model", "method"])
     row = table.loc[("vgg16", "grad_cam")]
-    assert row["loc err top-1"] == 55.0 and row["loc err top-1 (paper)"] == 56.51
-    assert math.isclose(row["loc err top-1 Δ"], 55.0 - 56.51)
-    assert math.isnan(row["cls err top-5"])  # missing stays missing
-    lo, hi = wilson(55.0, 1000)
-    assert row["loc err top-1 95% CI"] == f"[{lo:.1f}, {hi:.1f}]" and lo < 55.0 < hi
-    assert math.isnan(table.loc[("resnet50", "grad_cam"), "loc err top-1 (paper)"])  # ours without a published row
+    assert row["loc err top-1 (%)"] == 55.0 and row["loc err top-1 (%) (paper)"] == 56.51
+    assert math.isclose(row["loc err top-1 (%) Δ"], 55.0 - 56.51)
+    assert math.isnan(row["cls err top-5 (%)"])  # missing stays missing
+    lo, hi = wilson(55.0, 50000)
+    assert (row["loc err top-1 (%) 95% CI low"], row["loc err top-1 (%) 95% CI high"]) == (lo, hi) and lo < 55.0 < hi
+    assert math.isnan(table.loc[("resnet50", "grad_cam"), "loc err top-1 (%) (paper)"])  # ours without a published row
     published_only = table.loc[("alexnet", "contrastive_excitation_backprop")]
-    assert published_only["loc err top-1 (paper)"] == 92.6 and math.isnan(published_only["loc err top-1"])
-    assert ("vgg16", "cam") not in table.index or math.isnan(table.loc[("vgg16", "cam"), "loc err top-1"])
+    assert published_only["loc err top-1 (%) (paper)"] == 92.6 and math.isnan(published_only["loc err top-1 (%)"])
+    assert ("vgg16", "cam") not in table.index or math.isnan(table.loc[("vgg16", "cam"), "loc err top-1 (%)"])
 
 
 def test_counts_print_as_integers(tmp_path):
-    _summary(tmp_path, "table1", "vgg16", "grad_cam", {"loc_err_top1": 55.0, "n_images": 1000, "n_degenerate": 3})
-    _summary(tmp_path, "table1", "resnet50", "grad_cam", {"loc_err_top1": 50.0, "n_images": 10, "n_degenerate": 0})
+    _summary(tmp_path, "table1", "vgg16", "grad_cam", {"loc_err_top1": 55.0, "n_images": 50000, "n_degenerate": 3})
+    _summary(tmp_path, "table1", "resnet50", "grad_cam", {"loc_err_top1": 50.0, "n_images": 50000, "n_degenerate": 0})
     spec = next(s for s in SPECS if s.name == "table1_localization")
     text = to_markdown(build(spec, collect(tmp_path)))
     header = [c.strip() for c in text.splitlines()[0].strip("|").split("|")]
     rows = {tuple(c.strip() for c in line.strip("|").split("|"))[:2]: [c.strip() for c in line.strip("|").split("|")]
             for line in text.splitlines()[2:]}
     n, bad = header.index("n images"), header.index("degenerate")
-    assert (rows[("vgg16", "grad_cam")][n], rows[("vgg16", "grad_cam")][bad]) == ("1000", "3")
-    assert (rows[("resnet50", "grad_cam")][n], rows[("resnet50", "grad_cam")][bad]) == ("10", "0")
+    assert (rows[("vgg16", "grad_cam")][n], rows[("vgg16", "grad_cam")][bad]) == ("50000", "3")
+    assert (rows[("resnet50", "grad_cam")][n], rows[("resnet50", "grad_cam")][bad]) == ("50000", "0")
     assert rows[("alexnet", "contrastive_excitation_backprop")][n] == "—"  # published only: no count
-    assert rows[("vgg16", "grad_cam")][header.index("loc err top-1")] == "55.00"
+    assert rows[("vgg16", "grad_cam")][header.index("loc err top-1 (%)")] == "55.00"
 
 
 def test_wilson_interval_by_hand():
     lo, hi = wilson(50.0, 100)  # p = 0.5, n = 100: 0.5 +- 1.96 * sqrt(0.25/100 + 1.96^2/40000) / 1.0384
     assert math.isclose(lo, 40.38, abs_tol=0.01) and math.isclose(hi, 59.62, abs_tol=0.01)
+    from benchmark.report.stats import proportion_ci
+    from statsmodels.stats.proportion import proportion_confint
+
+    assert proportion_ci(7, 16) == pytest.approx(proportion_confint(7, 16, alpha=0.05, method="wilson"))
 
 
 def test_reference_csvs_hold_the_published_numbers():
@@ -121,28 +135,29 @@ def test_table1_row_of_a_sharded_run_is_recomputed_over_both_shards(tmp_path, ca
                                                 "loc_err_top1": 100 / 3, "loc_err_top5": 100 / 3}, "cpu")
     _write_shard(tmp_path, 1, ["b", "d"], {"n_images": 2, "cls_err_top1": 100.0, "cls_err_top5": 50.0,
                                            "loc_err_top1": 100.0, "loc_err_top5": 50.0}, "cuda (A100)")
-    main(["--results", str(tmp_path)])
+    assert main(["--results", str(tmp_path)]) == 0
     assert "table1_localization" in capsys.readouterr().out
     merged = json.loads((tmp_path / "runs/table1/vgg16/grad_cam/ilsvrc2012_val/summary.json").read_text())
     assert merged["merge"]["num_shards"] == 2 and merged["counts"] == {"images": 5, "records": 5}
-    table = pd.read_csv(tmp_path / "tables" / "table1_localization.csv")
+    # 5 images of a manifest that cannot be read: not the published protocol, so the row is one of "your runs"
+    table = pd.read_csv(tmp_path / "tables" / "table1_localization_your_runs.csv")
     ours = table[(table["model"] == "vgg16") & (table["method"] == "grad_cam")]
     assert len(ours) == 1  # one row for the job, not one per shard
     row = ours.iloc[0]
+    assert "meta.json cannot be read" in row["reason"] and not any("paper" in c or c.endswith(" Δ") for c in table)
     # pooled over the 5 images (not the mean of the shards' 50 / 25 / 66.7 / 41.7):
     # cls top-1 right a c e -> 40 % error; top-5 a b c e -> 20 %; loc top-1 a e -> 60 %; loc top-5 a b e -> 40 %;
     # GT-known a b e -> 60 % accuracy
     assert row["n images"] == 5 and row["degenerate"] == 0
-    ours = [row["cls err top-1"], row["cls err top-5"], row["loc err top-1"], row["loc err top-5"]]
-    assert ours == pytest.approx([40.0, 20.0, 60.0, 40.0]) and row["GT-known loc acc"] == pytest.approx(60.0)
-    assert row["loc err top-1 (paper)"] == 56.51 and row["loc err top-5 (paper)"] == 46.41  # side by side
-    assert row["loc err top-1 Δ"] == pytest.approx(3.49) and row["loc err top-5 Δ"] == pytest.approx(-6.41)
+    ours = [row["cls err top-1 (%)"], row["cls err top-5 (%)"], row["loc err top-1 (%)"], row["loc err top-5 (%)"]]
+    assert ours == pytest.approx([40.0, 20.0, 60.0, 40.0]) and row["GT-known loc acc (%)"] == pytest.approx(60.0)
     # Wilson, p = 0.6, n = 5: (0.6 + 0.3842) / 1.7683 -+ 1.96 * sqrt(0.048 + 0.0384) / 1.7683 = 0.5566 -+ 0.3258
-    assert row["loc err top-1 95% CI"] == "[23.1, 88.2]"
-    md = (tmp_path / "tables" / "table1_localization.md").read_text()
+    assert [row["loc err top-1 (%) 95% CI low"], row["loc err top-1 (%) 95% CI high"]] == pytest.approx([23.08, 88.24], abs=0.011)
+    md = (tmp_path / "tables" / "table1_localization_your_runs.md").read_text()
     (line,) = [x for x in md.splitlines() if x.startswith("| vgg16 | grad_cam |")]
-    assert line.startswith("| vgg16 | grad_cam | ilsvrc2012_val | 40.00 | 20.00 | 60.00 | 40.00 | 60.00 |")
-    assert line.endswith("| [23.1, 88.2] | 56.51 | 46.41 | t1_vgg16_grad_cam | 3.49 | -6.41 |")
+    assert line.startswith("| vgg16 | grad_cam | ilsvrc2012_val | 40.00 | 11.76 | 76.93 | 20.00 | 3.62 | 62.45 | 60.00 |")
+    published = pd.read_csv(tmp_path / "tables" / "table1_localization.csv")
+    assert published["loc err top-1 (%)"].isna().all()  # only the published rows, none of ours
 
 
 # --- protocol cards, blacklist-consistent comparison, normalization column ---------------------------------------
@@ -151,11 +166,11 @@ def test_published_numbers_carry_their_card_and_its_summary_in_the_notes(tmp_pat
     from benchmark.report.cards import load_cards
     from benchmark.report.tables import table_notes
 
-    _summary(tmp_path, "table1", "vgg16", "grad_cam", {"loc_err_top1": 55.0, "loc_err_top5": 45.0, "n_images": 10})
+    _summary(tmp_path, "table1", "vgg16", "grad_cam", {"loc_err_top1": 55.0, "loc_err_top5": 45.0, "n_images": 50000})
     spec = next(s for s in SPECS if s.name == "table1_localization")
     table = build(spec, collect(tmp_path))
     cols = list(table.columns)
-    assert cols.index("card") == cols.index("loc err top-5 (paper)") + 1  # beside the published numbers
+    assert cols.index("card") == cols.index("loc err top-5 (%) (paper)") + 1  # beside the published numbers
     row = table.set_index(["model", "method"]).loc[("vgg16", "grad_cam")]
     assert row["card"] == "t1_vgg16_grad_cam"
     notes = table_notes(spec, table)
@@ -166,20 +181,20 @@ def test_published_numbers_carry_their_card_and_its_summary_in_the_notes(tmp_pat
 def test_blacklist_flagged_runs_compare_the_devkit_figure_with_the_paper(tmp_path):
     from benchmark.report.tables import BLACKLIST_NOTE, table_notes
 
-    _summary(tmp_path, "table1", "vgg16", "grad_cam", {"loc_err_top1": 55.0, "loc_err_top5": 45.0, "n_images": 10,
+    _summary(tmp_path, "table1", "vgg16", "grad_cam", {"loc_err_top1": 55.0, "loc_err_top5": 45.0, "n_images": 50000,
                                                        "loc_err_top1_no_blacklist": 50.0, "loc_err_top5_no_blacklist": 40.0})
-    _summary(tmp_path, "table1", "alexnet", "grad_cam", {"loc_err_top1": 70.0, "loc_err_top5": 60.0, "n_images": 10})
+    _summary(tmp_path, "table1", "alexnet", "grad_cam", {"loc_err_top1": 70.0, "loc_err_top5": 60.0, "n_images": 50000})
     spec = next(s for s in SPECS if s.name == "table1_localization")
     table = build(spec, collect(tmp_path))
     rows = table.set_index(["model", "method"])
     vgg, alex = rows.loc[("vgg16", "grad_cam")], rows.loc[("alexnet", "grad_cam")]
-    assert vgg["loc err top-1"] == 55.0 and vgg["loc err top-1 devkit"] == 50.0
-    assert math.isclose(vgg["loc err top-1 Δ"], 50.0 - 56.51) and math.isclose(vgg["loc err top-5 Δ"], 40.0 - 46.41)
-    assert alex["loc err top-1 devkit"] == 70.0 and math.isclose(alex["loc err top-1 Δ"], 70.0 - 68.3)  # none flagged
+    assert vgg["loc err top-1 (%)"] == 55.0 and vgg["loc err top-1 (%) devkit"] == 50.0
+    assert math.isclose(vgg["loc err top-1 (%) Δ"], 50.0 - 56.51) and math.isclose(vgg["loc err top-5 (%) Δ"], 40.0 - 46.41)
+    assert alex["loc err top-1 (%) devkit"] == 70.0 and math.isclose(alex["loc err top-1 (%) Δ"], 70.0 - 68.3)  # none flagged
     assert BLACKLIST_NOTE in table_notes(spec, table)
     # without a flagged blacklist there is no devkit column and no note
     plain = build(spec, collect(tmp_path).drop(columns=["loc_err_top1_no_blacklist", "loc_err_top5_no_blacklist"]))
-    assert "loc err top-1 devkit" not in plain and BLACKLIST_NOTE not in table_notes(spec, plain)
+    assert "loc err top-1 (%) devkit" not in plain and BLACKLIST_NOTE not in table_notes(spec, plain)
 
 
 def test_demo_ablations_show_both_normalizations_and_no_difference_column(tmp_path):
@@ -190,8 +205,8 @@ def test_demo_ablations_show_both_normalizations_and_no_difference_column(tmp_pa
     spec = next(s for s in SPECS if s.name == "demo_ablations")
     table = build(spec, collect(tmp_path))
     assert not any("Δ" in c for c in table.columns)
-    ours = table[table["loc err top-1"].notna()].set_index("normalization")
-    assert ours.loc["max", "loc err top-1"] == 27.0 and ours.loc["minmax", "loc err top-1"] == 73.0
+    ours = table[table["loc err top-1 (%)"].notna()].set_index("normalization")
+    assert ours.loc["max", "loc err top-1 (%)"] == 27.0 and ours.loc["minmax", "loc err top-1 (%)"] == 73.0
     assert not any("(paper)" in c for c in table.columns) and "card" not in table  # no published number
     assert len(table) == 2  # only our rows: no published-only row either
 

@@ -119,6 +119,8 @@ def add_paired(table: pd.DataFrame, metric: str, reference: str = DEFAULT_REFERE
             continue
         both = ours.merge(theirs, on=KEY, suffixes=("", "_ref"))
         results.append(paired(both["value"], both["value_ref"], binary))
+    if not any(results) and not notes:
+        return table, []
     column = f"Δ {label} vs {reference}"
     table = table.copy()
     table[column] = [sign * scale * r["delta"] if r else math.nan for r in results]
