@@ -56,5 +56,5 @@ def test_tiny_demo_end_to_end(tiny_synthetic, tmp_path):
     assert (second.stdout + second.stderr).count("already finished") == 14
     out = _run(["-m", "benchmark.report", "--results", str(results), "--experiment", "demo"], tiny_synthetic, REPO)
     table = pd.read_csv(results / "tables" / "demo_localization.csv")
-    assert len(table) == 13 and "loc err top-1" in table.columns
+    assert len(table) == 13 and "loc err top-1 (%)" in table.columns
     assert (results / "tables" / "demo_localization.md").is_file() and "demo_localization" in out.stdout

@@ -227,8 +227,8 @@ def test_occlusion_table_rows_model_by_method_with_setting(tmp_path):
     rows.append({"model": "m", "method": "cam", "metric": "occlusion_correlation", "status": "not_applicable"})
     table = occlusion_table(pd.DataFrame(rows))
     assert table[["model", "method"]].values.tolist() == [["a", "cam"], ["m", "gradient"], ["m", "grad_cam"]]
-    assert list(table.columns[3:]) == ["mean rho", "95% CI low", "95% CI high", "n", "n NaN", "patch", "stride", "fill",
-                                       "resolution"]
+    assert list(table.columns[3:]) == ["mean rho", "mean rho 95% CI low", "mean rho 95% CI high", "n", "n NaN", "patch",
+                                       "stride", "fill", "resolution", "path"]  # path: for the paired tests, not written
     assert table["stride"].tolist() == [2, 2, 2] and table["mean rho"].tolist() == [0.2, 0.1, 0.3]
     assert table["resolution"].tolist() == ["input"] * 3  # summaries written before the option: input
 

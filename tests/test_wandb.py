@@ -98,8 +98,9 @@ def test_offline_job_logs_summary_table_and_records(tiny_synthetic, tmp_path):
     assert protocol["threshold"] == 0.15 and protocol["iou_threshold"] == 0.5
     frame = pd.read_parquet(run_dir / "records.parquet")
     table = table_json(wandb_dir, "per_class")
-    assert table["columns"] == ["class_id", "n_records", "mean_loc_correct_top1", "n_degenerate"]
-    expected = [[int(c), len(g), float(g["loc_correct_top1"].mean()), int(g["degenerate"].sum())]
+    assert table["columns"] == ["class_id", "class_name", "n_records", "mean_loc_correct_top1", "n_degenerate"]
+    names = wandb_logger.class_names(json.loads((run_dir / "summary.json").read_text())["config"])
+    expected = [[int(c), names[int(c)], len(g), float(g["loc_correct_top1"].mean()), int(g["degenerate"].sum())]
                 for c, g in frame.groupby("class_id")]
     assert table["data"] == expected and sum(row[1] for row in table["data"]) == 6
     artifacts = {a.type: a for a in of_type(records, "artifact")}
@@ -177,3 +178,14 @@ def test_mode_from_config_env_or_api_key(tmp_path, monkeypatch):
     monkeypatch.setenv("WANDB_MODE", "disabled")
     assert wandb_logger.resolve_mode({}) == "disabled"
     assert wandb_logger.resolve_mode({"mode": "offline"}) == "offline"
+
+
+def test_per_class_table_carries_the_manifest_class_names(tmp_path):
+    from benchmark.tracking.wandb_logger import class_names, per_class
+
+    (tmp_path / "meta.json").write_text(json.dumps({"class_names": ["cat", "dog", "bird"]}))
+    names = class_names({"dataset": {"root": str(tmp_path)}})
+    records = pd.DataFrame({"class_id": [2, 0, 2], "hit": [True, False, False], "degenerate": [False] * 3})
+    table = per_class(records, "hit", names)
+    assert list(table.columns[:2]) == ["class_id", "class_name"] and table["class_name"].tolist() == ["cat", "bird"]
+    assert class_names({"dataset": {"root": str(tmp_path / "missing")}}) is None

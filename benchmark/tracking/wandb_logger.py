@@ -72,10 +72,23 @@ def flatten(metrics: dict, prefix: str = "") -> dict:
     return out
 
 
-def per_class(records: pd.DataFrame, column: str) -> pd.DataFrame:
+def class_names(config: dict) -> list[str] | None:
+    """The class names of the run's manifest (``meta.json``'s ``class_names``), or None when unreadable."""
+    import json
+
+    try:
+        meta = json.loads((Path(str(config["dataset"]["root"])) / "meta.json").read_text())
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    names = meta.get("class_names") if isinstance(meta, dict) else None
+    return [str(n) for n in names] if isinstance(names, list) else None
+
+
+def per_class(records: pd.DataFrame, column: str, names: list[str] | None = None) -> pd.DataFrame:
     """One row per class: record count, mean of ``column`` (a rate for booleans) and degenerate maps.
 
-    Rows of images that could not be scored (``error`` set, ``class_id`` -1) are left out.
+    Rows of images that could not be scored (``error`` set, ``class_id`` -1) are left out. With ``names``
+    (the manifest's class names, indexed by class id) a ``class_name`` column follows ``class_id``.
     """
     if "error" in records:
         records = records[records["error"].isna()].infer_objects()
@@ -84,7 +97,10 @@ def per_class(records: pd.DataFrame, column: str) -> pd.DataFrame:
     table = pd.DataFrame({"n_records": grouped.size(), f"mean_{column}": grouped["_v"].mean()})
     if "degenerate" in records:
         table["n_degenerate"] = grouped["degenerate"].sum().astype(int)
-    return table.reset_index()
+    table = table.reset_index()
+    if names:
+        table.insert(1, "class_name", [names[i] if 0 <= int(i) < len(names) else str(i) for i in table["class_id"]])
+    return table
 
 
 def main_column(metric_name: str, records: pd.DataFrame) -> str | None:
@@ -138,7 +154,7 @@ class WandbTracker:
             records = pd.read_parquet(records_path)
             column = main_column(metric, records) if len(records) else None
             if column is not None:
-                payload["per_class"] = wandb.Table(dataframe=per_class(records, column))
+                payload["per_class"] = wandb.Table(dataframe=per_class(records, column, class_names(self.config)))
             name = re.sub(r"[^A-Za-z0-9_.-]+", "-", f"records-{self.config.get('experiment_name')}-{run.name}")
             artifact = wandb.Artifact(name, type="records", metadata={
                 "config_hash": summary.get("config_hash"), "rows": int(len(records)), "run_dir": str(run_dir)})
