@@ -122,3 +122,12 @@ def test_full_demo_reproduces_the_golden_tables(tmp_path):
     _run(["-m", "benchmark.demo", f"paths.results={results}"], None)
     _run(["-m", "benchmark.report", "--results", str(results), "--experiment", "demo"], None)
     assert golden.compare_dirs(results / "tables") == []
+
+
+def test_p_value_columns_have_their_own_tolerance():
+    assert golden.tolerance("p (Holm)") == golden.P_TOL and golden.tolerance("failed images") == 0.0
+    table = pd.DataFrame({"model": ["m"], "method": ["g"], "p (Holm)": [0.20]})
+    near, far = table.copy(), table.copy()
+    near["p (Holm)"] += 0.04
+    far["p (Holm)"] += 0.06
+    assert golden.compare_frames("t", table, near) == [] and "p (Holm)" in golden.compare_frames("t", table, far)[0]

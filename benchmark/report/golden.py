@@ -11,7 +11,8 @@ Usage::
 ``SAMPLE_IMAGES`` images of each dataset, so a fast test can rerun those jobs on a tiny cache and
 compare. Comparison rules: text and count columns (``COUNT_COLUMNS``) must be equal; a percentage
 may differ by ``PERCENT_TOL`` points, any other rate (ρ, fractions) by ``FRACTION_TOL``, and the
-modified pointing game's θ (a raw map value, about 0.02 on the demo) by ``THETA_REL`` of itself:
+modified pointing game's θ (a raw map value, about 0.02 on the demo) by ``THETA_REL`` of itself, a
+p-value (columns ``p ...``) by ``P_TOL`` (one flipped image moves an exact McNemar p far more than the rate):
 on another CPU, float differences in a map can move its maximum or its threshold by one pixel,
 which flips the verdict of an image now and then (one image of 500 is 0.2 points).
 """
@@ -32,8 +33,9 @@ from benchmark.report.golden_docs import GOLDEN_DIR, rewrite_all
 PERCENT_TOL = 0.5  # points: two flipped images of 500, about one of the smallest pointing class
 FRACTION_TOL = 0.01  # correlations and fractions in [0, 1]
 THETA_REL = 0.02  # θ's scale depends on the method: a relative tolerance
+P_TOL = 0.05  # p-values of the paired tests
 COUNT_COLUMNS = {"n", "n images", "n_images", "n difficult", "n NaN", "n calibration images", "degenerate",
-                 "depth", "patch", "stride", "fill"}
+                 "depth", "patch", "stride", "fill", "failed images", "n methods"}
 PERCENT = re.compile(r"%|\berr\b|\bacc\b|loc_err|MaxBoxAcc")
 INTERVAL = re.compile(r"^\[(-?[\d.]+), (-?[\d.]+)\]$")
 SAMPLES = "sample_records.csv"
@@ -51,6 +53,8 @@ def tolerance(column: str) -> float:
         return 0.0
     if column == "θ":
         return THETA_REL
+    if column == "p" or column.startswith("p "):
+        return P_TOL
     return PERCENT_TOL if PERCENT.search(column) else FRACTION_TOL
 
 
