@@ -160,3 +160,17 @@ def test_every_tex_the_report_writes_compiles_with_pdflatex(tmp_path):
         done = subprocess.run([pdflatex, "-interaction=nonstopmode", "-halt-on-error", doc.name], cwd=tmp_path,
                               capture_output=True, text=True, timeout=60)
         assert done.returncode == 0, f"{tex.name} does not compile:\n{done.stdout[-2000:]}"
+
+
+def test_pointing_run_on_own_data_labelled_voc_is_not_beside_the_published_numbers(tmp_path):
+    manifest = tmp_path / "mine"
+    manifest.mkdir()
+    (manifest / "meta.json").write_text(json.dumps({"dataset": "mydata", "split": "test", "num_images": 16}))
+    _run(tmp_path, "pointing", "vgg16_voc07", "grad_cam", "pointing", {"acc_class_mean": 90.0, "acc_pooled": 91.0,
+         "n_records": 20, "n_images": 16}, weights="x", dataset="voc2007_test", manifest=str(manifest))
+    assert main(["--results", str(tmp_path), "--experiment", "pointing"]) == 0
+    published = pd.read_csv(tmp_path / "tables" / "pointing.csv")
+    assert published["all: class-mean acc (%)"].isna().all()  # the published rows only
+    yours = pd.read_csv(tmp_path / "tables" / "pointing_your_runs.csv")
+    assert yours["all: class-mean acc (%)"].tolist() == [90.0] and "dataset mydata, not voc2007_test" in yours.loc[0, "reason"]
+    assert not any("paper" in c or c.endswith(" Δ") for c in yours.columns)

@@ -64,3 +64,40 @@ def mismatch(row, dataset: str, card: dict | None = None) -> list[str]:
             if got is not None and got != value:
                 reasons.append(f"{key}={got}, the published protocol has {value}")
     return reasons
+
+
+# experiments whose tables show published numbers (besides the TableSpecs): their dataset, None = the row's own
+PUBLISHED = {"pointing": None, "pointing_torchray": None, "pointing_modified": "coco2014_val",
+             "table2_occlusion": "voc2007_val"}
+YOUR_RUNS_NOTE = ("Your runs: these runs do not match the protocol of the published numbers (reason column), so no "
+                  "published number or difference is shown beside them.")
+
+
+def split_published(runs, experiment: str):
+    """``runs`` of a published experiment split into those matching its protocol and the others (with ``reason``)."""
+    import pandas as pd
+
+    if experiment not in PUBLISHED or not len(runs):
+        return runs, runs.iloc[0:0].assign(reason=pd.Series(dtype=str))
+    fixed = PUBLISHED[experiment]
+    reasons = ["; ".join(mismatch(r, fixed or (r.get("dataset") if r.get("dataset") in FULL_SIZES else "voc2007_test")))
+               if r.get("status") == "finished" else "" for r in runs.to_dict("records")]
+    bad = pd.Series([bool(x) for x in reasons], index=runs.index)
+    return runs[~bad], runs[bad].assign(reason=[x for x in reasons if x])
+
+
+def write_your_runs(build, others, metric: str, reference: str, out, name: str, title: str, notes=()) -> list:
+    """The "your runs" table of a published experiment: ``build(others)`` with reasons and paired columns."""
+    from benchmark.report.significance import add_paired
+    from benchmark.report.tables import sample_size_notes
+    from benchmark.report.writers import write_table
+
+    if not len(others):
+        return []
+    table = build(others)
+    reason = dict(zip(others["path"], others["reason"]))
+    table = table.assign(reason=[reason.get(p) for p in table["path"]])
+    table, paired_notes = add_paired(table, metric, reference)
+    notes = [YOUR_RUNS_NOTE, *notes, *sample_size_notes(table), *paired_notes]
+    return write_table(table, out, f"{name}_your_runs", f"{title}: your runs (not comparable with the published numbers)",
+                       notes)

@@ -13,6 +13,7 @@ from pathlib import Path
 import pandas as pd
 
 from benchmark.io import atomic_write_bytes
+from benchmark.report.matching import split_published, write_your_runs
 from benchmark.report.significance import DEFAULT_REFERENCE, add_paired
 from benchmark.report.tables import (INTERVAL_NOTE, METHOD_ORDER, REFERENCE_DIR, add_intervals, collect,
                                      sample_size_notes, write_table)
@@ -147,7 +148,10 @@ def occlusion_table(frame: pd.DataFrame) -> pd.DataFrame:
 def write_occlusion_table(results_root: Path, out_dir: Path, experiment: str,
                           reference: str = DEFAULT_REFERENCE) -> pd.DataFrame:
     """Build ``occlusion_table`` for one experiment and write ``<experiment>.md|csv|tex`` with notes."""
-    table = occlusion_table(collect(Path(results_root), experiment))
+    runs, others = split_published(collect(Path(results_root), experiment), experiment)
+    write_your_runs(occlusion_table, others, "occlusion_correlation", reference, out_dir, experiment,
+                    f"{experiment}: rank correlation with occlusion")
+    table = occlusion_table(runs)
     if not table.empty:
         table, paired_notes = add_paired(table, "occlusion_correlation", reference)
         setting = "; ".join(sorted({f"patch {p}, stride {s}, fill {f}, {r} pixels" for p, s, f, r in
@@ -215,8 +219,10 @@ def metric_tables(frame: pd.DataFrame, out: Path, experiment: str | None, result
             continue
         build, title = builders[exp.removeprefix("demo_").removesuffix("_torchray")]
         title += " under TorchRay's protocol (smoothed pixel-space maps, aspect kept)" if "torchray" in exp else ""
-        table = build(runs)
         metric = "pointing_modified" if "modified" in exp else "pointing"
+        runs, others = split_published(runs, exp)
+        written += write_your_runs(build, others, metric, reference, out, exp, title, [POINTING_NOTE])
+        table = build(runs)
         table, notes = add_paired(table, metric, reference)
         notes = [POINTING_NOTE, *sample_size_notes(table), *notes]
         if exp in ("pointing", "pointing_torchray"):  # the published numbers were made under pointing_torchray's protocol
@@ -227,7 +233,7 @@ def metric_tables(frame: pd.DataFrame, out: Path, experiment: str | None, result
     for exp in ("demo_occlusion", "table2_occlusion"):
         if (experiment is None or exp.startswith(experiment)) and len(frame) and (frame["experiment"] == exp).any():
             write_occlusion_table(results, out, exp, reference)
-            written += [Path(out) / f"{exp}.{ext}" for ext in ("md", "csv", "tex")]
+            written += sorted(p for p in Path(out).glob(f"{exp}*") if p.name.startswith((f"{exp}.", f"{exp}_your_runs.")))
     return written
 
 

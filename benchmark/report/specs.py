@@ -11,6 +11,7 @@ import pandas as pd
 
 from benchmark.report.metric_tables import (  # noqa: F401  (the tables of the other metrics, re-exported)
     SPECIAL_EXPERIMENTS, extra_outputs, occlusion_table, pointing_modified_table, pointing_table, pointing_with_reference)
+from benchmark.report.matching import YOUR_RUNS_NOTE
 from benchmark.report.significance import DEFAULT_REFERENCE, add_paired
 from benchmark.report.tables import LOC_COLUMNS, TableSpec, build, sample_size_notes, table_notes
 
@@ -69,7 +70,5 @@ def spec_table(spec: TableSpec, frame: pd.DataFrame, reference: str = DEFAULT_RE
     return table, notes, mine
 
 
-YOUR_RUNS_NOTE = ("Your runs: these runs do not match the protocol of the published numbers (reason column), so no "
-                  "published number or difference is shown beside them.")
 
 
