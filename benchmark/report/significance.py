@@ -5,7 +5,7 @@ protocol columns ``group``) whose method is ``reference`` (Grad-CAM by default).
 outcomes (``per_sample``) are read from their ``records.parquet`` and joined on ``(image_id, class_id)``;
 when the two sets of samples differ the pair is refused and a note gives the count of samples that
 differ. The columns added: ``Δ <figure> vs <reference>``, ``Δ 95% CI low``, ``Δ 95% CI high`` and
-``p (Holm)``: exact McNemar for binary outcomes, Wilcoxon signed-rank for scores
+``p (Holm)`` (``Δ <figure> 95% CI low|high`` carry the figure's unit): exact McNemar for binary outcomes, Wilcoxon signed-rank for scores
 (``benchmark.report.stats.paired``), Holm-corrected over the rows of the table.
 
 ``PAIRED`` says, per metric, which per-sample outcome is compared: localization correct at top-1
@@ -125,8 +125,8 @@ def add_paired(table: pd.DataFrame, metric: str, reference: str = DEFAULT_REFERE
     table = table.copy()
     table[column] = [sign * scale * r["delta"] if r else math.nan for r in results]
     bounds = [sorted((sign * scale * r["lo"], sign * scale * r["hi"])) if r else (math.nan, math.nan) for r in results]
-    table["Δ 95% CI low"] = [lo for lo, _ in bounds]
-    table["Δ 95% CI high"] = [hi for _, hi in bounds]
+    table[f"Δ {label} 95% CI low"] = [lo for lo, _ in bounds]
+    table[f"Δ {label} 95% CI high"] = [hi for _, hi in bounds]
     raw = [r["p"] if r and row_method != reference else math.nan for r, row_method in zip(results, table["method"])]
     table["p (Holm)"] = holm(raw)
     table.loc[(table["method"] == reference) & table[column].notna(), "p (Holm)"] = 1.0

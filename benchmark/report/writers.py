@@ -31,6 +31,8 @@ def decimals(column) -> int:
 def _cell(value, column="") -> str:
     if value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value)):
         return "—"
+    if isinstance(value, float) and decimals(column) == 4 and 0 <= value < 0.00005:
+        return "<0.0001"
     if isinstance(value, float):
         text = f"{value:.{decimals(column)}f}"
         return text[1:] if text.startswith("-") and not text.strip("-0.") else text  # no "-0.00"
