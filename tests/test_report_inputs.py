@@ -78,3 +78,24 @@ def test_tables_of_other_experiments_are_kept_when_one_is_rebuilt(tmp_path):
     assert main(["--results", str(tmp_path)]) == 0
     assert main(["--results", str(tmp_path), "--experiment", "a"]) == 0
     assert {p.name for p in (tmp_path / "tables").glob("*.md")} == {"a_localization.md", "b_localization.md"}
+
+
+def test_console_lists_every_file_written(tmp_path, capsys):
+    _summary(tmp_path, "a", path_name="a")
+    assert main(["--results", str(tmp_path)]) == 0
+    listed = capsys.readouterr().out.split("tables written: ")[1]
+    for ext in ("md", "csv", "tex"):
+        assert str(tmp_path / "tables" / f"a_localization.{ext}") in listed
+
+
+def test_layer_table_warns_on_mixed_sample_sizes(tmp_path):
+    from benchmark.report.metric_tables import layer_sweep_plot
+
+    frame = pd.DataFrame([{"experiment": "demo_layers", "status": "finished", "model": "toy_vgg", "method": f"grad_cam@features.{i}",
+                           "loc_err_top1": 40.0 + i, "n_images": n} for i, n in ((4, 10), (9, 20))])
+    written = layer_sweep_plot(frame, "demo_layers", tmp_path)
+    assert {p.name for p in written} == {"demo_layers.png", "demo_layers.md", "demo_layers.csv", "demo_layers.tex"}
+    md = (tmp_path / "demo_layers.md").read_text()
+    assert "Mixed sample sizes: n images is 10, 20" in md
+    table = pd.read_csv(tmp_path / "demo_layers.csv")
+    assert table["loc err top-1 (%) 95% CI low"].notna().all()
