@@ -175,3 +175,22 @@ def test_pointing_run_on_own_data_labelled_voc_is_not_beside_the_published_numbe
     yours = pd.read_csv(tmp_path / "tables" / "pointing_your_runs.csv")
     assert yours["all: class-mean acc (%)"].tolist() == [90.0] and "dataset mydata, not voc2007_test" in yours.loc[0, "reason"]
     assert not any("paper" in c or c.endswith(" Δ") for c in yours.columns)
+
+
+def test_a_table3_run_under_another_normalization_than_its_card_is_one_of_your_runs(tmp_path):
+    manifest = tmp_path / "m"
+    manifest.mkdir()
+    (manifest / "meta.json").write_text(json.dumps({"dataset": "ilsvrc2012_val", "split": "val", "num_images": 50000}))
+    run = _run(tmp_path, "table3_ablations", "vgg16", "grad_cam", "localization", {"loc_err_top1": 60.0, "n_images": 50000},
+               manifest=str(manifest))  # protocol normalization max; the card says minmax
+    assert main(["--results", str(tmp_path), "--experiment", "table3"]) == 0
+    yours = pd.read_csv(tmp_path / "tables" / "table3_ablations_your_runs.csv")
+    assert "metric.options.normalization=max, the published protocol has minmax" in yours.loc[0, "reason"]
+    summary = json.loads((run / "summary.json").read_text())
+    summary["protocol"]["normalization"] = "minmax"
+    (run / "summary.json").write_text(json.dumps(summary))
+    assert main(["--results", str(tmp_path), "--experiment", "table3"]) == 0
+    table = pd.read_csv(tmp_path / "tables" / "table3_ablations.csv")
+    row = table[(table["method"] == "grad_cam") & table["loc err top-1 (%)"].notna()].iloc[0]
+    assert row["loc err top-1 (%) Δ"] == pytest.approx(60.0 - 59.65)
+    assert not (tmp_path / "tables" / "table3_ablations_your_runs.csv").exists()  # the old one does not linger

@@ -2,7 +2,7 @@
 
 ``staging(out)`` makes ``.<out>.<random>.tmp`` beside ``out``; the report writes every table and figure
 there. ``publish(tmp, out)`` then links the files of ``out`` the report did not rewrite (tables of other
-experiments) into ``tmp`` and swaps the folders with two renames (``out`` -> ``.<out>.old``, ``tmp`` ->
+experiments; not the old "your runs" table of a table it rewrote) into ``tmp`` and swaps the folders with two renames (``out`` -> ``.<out>.old``, ``tmp`` ->
 ``out``), so a reader sees the old set or the new set, never a new ``.md`` beside an old ``.csv``. A
 failure before the swap (a full disk, a kill) leaves ``out`` as it was; ``discard(tmp)`` removes the
 temporary folder, and the next ``staging`` removes stale ones and puts back a ``.old`` folder left by a
@@ -57,10 +57,12 @@ def publish(tmp: Path, out: Path) -> list[Path]:
     """Swap the set written in ``tmp`` in as ``out``; returns the final paths of the files written."""
     tmp, out = Path(tmp), Path(out)
     written = sorted(p.name for p in tmp.iterdir())
+    stems = {name.split(".", 1)[0] for name in written}
     try:
         if out.is_dir():
             for old in out.iterdir():
-                if not (tmp / old.name).exists():
+                replaced = any(old.name.startswith(f"{stem}_your_runs.") for stem in stems)
+                if not (tmp / old.name).exists() and not replaced:
                     if old.is_dir():
                         shutil.copytree(old, tmp / old.name, copy_function=_keep)
                     else:

@@ -138,13 +138,20 @@ def add_intervals(table: pd.DataFrame, columns, n_column: str) -> pd.DataFrame:
     return table
 
 
-def split_runs(spec: TableSpec, ours: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Our finished runs that match the published protocol, and the others with a ``reason`` column."""
+def split_runs(spec: TableSpec, ours: pd.DataFrame, reference_dir: Path = REFERENCE_DIR) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Our finished runs that match the published protocol (weights, dataset identity and size, and the
+    ``metric.options`` settings of the card of the published row they would stand beside), and the others
+    with a ``reason`` column."""
+    from benchmark.report.cards import load_cards
     from benchmark.report.matching import mismatch
 
     if not spec.reference or not spec.dataset or not len(ours):
         return ours, ours.iloc[0:0].assign(reason=pd.Series(dtype=str))
-    reasons = ["; ".join(mismatch(row, spec.dataset)) for row in ours.to_dict("records")]
+    ref = pd.read_csv(reference_dir / spec.reference)
+    cards = load_cards() if "card" in ref else {}
+    card_of = {tuple(str(r[k]) for k in spec.keys): r.get("card") for r in ref.to_dict("records")}
+    reasons = ["; ".join(mismatch(row, spec.dataset, cards.get(card_of.get(tuple(str(row.get(k)) for k in spec.keys)))))
+               for row in ours.to_dict("records")]
     bad = pd.Series([bool(r) for r in reasons], index=ours.index)
     return ours[~bad], ours[bad].assign(reason=[r for r in reasons if r])
 
@@ -159,7 +166,7 @@ def build(spec: TableSpec, frame: pd.DataFrame, reference_dir: Path = REFERENCE_
     metrics = (spec.metric,) if isinstance(spec.metric, str) else spec.metric
     ours = frame[frame["experiment"].isin(spec.experiments) & frame["metric"].isin(metrics)
                  & (frame["status"] == "finished")] if len(frame) else frame
-    ours, others = split_runs(spec, ours)
+    ours, others = split_runs(spec, ours, reference_dir)
     if yours is not None and len(others):
         from dataclasses import replace
 
