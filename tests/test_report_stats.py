@@ -194,3 +194,14 @@ def test_a_table3_run_under_another_normalization_than_its_card_is_one_of_your_r
     row = table[(table["method"] == "grad_cam") & table["loc err top-1 (%)"].notna()].iloc[0]
     assert row["loc err top-1 (%) Δ"] == pytest.approx(60.0 - 59.65)
     assert not (tmp_path / "tables" / "table3_ablations_your_runs.csv").exists()  # the old one does not linger
+
+
+def test_class_mean_interval_brackets_the_class_mean():
+    from benchmark.report.stats import class_mean_ci
+
+    hits = np.array([1, 1, 1, 0] * 5 + [0, 0, 1] * 5, dtype=float)
+    classes = np.array([0] * 20 + [1] * 15)
+    lo, hi = class_mean_ci(hits, classes)
+    estimate = (0.75 + 1 / 3) / 2
+    assert lo < estimate < hi and 0.3 < lo and hi < 0.8
+    assert class_mean_ci(np.ones(6), np.arange(6) % 2) == (1.0, 1.0)

@@ -15,8 +15,11 @@ import pandas as pd
 from benchmark.io import atomic_write_bytes
 from benchmark.report.matching import split_published, write_your_runs
 from benchmark.report.significance import DEFAULT_REFERENCE, add_paired
-from benchmark.report.tables import (INTERVAL_NOTE, METHOD_ORDER, REFERENCE_DIR, add_intervals, collect,
-                                     sample_size_notes, write_table)
+from benchmark.report.pointing_tables import (  # noqa: F401  (re-exported)
+    POINTING_COLUMNS, POINTING_MODIFIED_COLUMNS, POINTING_NOTE, _with_reference, finished_rows, pointing_modified_table,
+    pointing_table,
+    pointing_with_reference)
+from benchmark.report.tables import INTERVAL_NOTE, METHOD_ORDER, add_intervals, collect, sample_size_notes, write_table
 
 
 def layer_sweep_plot(frame: pd.DataFrame, experiment: str, out: Path) -> list[Path]:
@@ -68,65 +71,9 @@ def _layer_order(model: str, layers: list[str]) -> list[str]:
     return sorted(dict.fromkeys(layers), key=key)
 
 
-def _with_reference(table: pd.DataFrame, csv: str, keys: list[str], ours: str, theirs: str, query: str = "") -> pd.DataFrame:
-    """Add the published column ``theirs`` (and our difference) beside ``ours``; unmatched rows stay."""
-    ref = pd.read_csv(REFERENCE_DIR / csv)
-    ref = ref.query(query) if query else ref
-    ref = ref[[*keys, theirs]].rename(columns={theirs: f"{ours} (paper)"})
-    merged = table.merge(ref, on=keys, how="outer")
-    merged[f"{ours} Δ"] = pd.to_numeric(merged[ours], errors="coerce") - merged[f"{ours} (paper)"]
-    return merged
-
-
-def _reference_model(model: str, published: set[str]) -> str:
-    """The published row a run's model answers to: its own name, else the name before its fine-tuning suffix.
-
-    ``pointing.csv`` names architectures (``vgg16``, ``resnet50``); the runs name the fine-tuned configs
-    (``vgg16_voc07``, ``resnet50_coco14``), whose dataset column then picks the VOC or the COCO row.
-    """
-    if model in published:
-        return model
-    base = str(model).split("_", 1)[0]
-    return base if base in published else model
-
-
-def pointing_with_reference(table: pd.DataFrame) -> pd.DataFrame:
-    """Published pointing accuracies (all and difficult subsets) beside ours, with their differences.
-
-    A row matches on (architecture, method, dataset); the center baseline's published row (model ``any``)
-    matches every model's center run. Published rows no run matched stay, with no number of ours.
-    """
-    ref = pd.read_csv(REFERENCE_DIR / "pointing.csv")
-    published = set(ref["model"]) - {"any"}
-    table = table.copy()
-    table["_ref"] = [("any" if method == "center" else _reference_model(model, published))
-                     for model, method in zip(table["model"], table["method"])]
-    for subset, ours in (("all", "all: class-mean acc (%)"), ("difficult", "difficult: class-mean acc (%)")):
-        rows = ref[ref["subset"] == subset][["model", "method", "dataset", "accuracy"]]
-        rows = rows.rename(columns={"model": "_ref", "accuracy": f"{ours} (paper)"})
-        table = table.merge(rows, on=["_ref", "method", "dataset"], how="outer")
-        if ours not in table:
-            table[ours] = float("nan")
-        table[f"{ours} Δ"] = pd.to_numeric(table[ours], errors="coerce") - table[f"{ours} (paper)"]
-    table["model"] = table["model"].fillna(table["_ref"])
-    return table.drop(columns="_ref")
-
-
 OCCLUSION_COLUMNS = {"mean_rho": "mean rho", "ci95_low": "mean rho 95% CI low", "ci95_high": "mean rho 95% CI high",
                      "n": "n", "n_nan": "n NaN"}
 OCCLUSION_SETTINGS = ("patch", "stride", "fill", "resolution")
-POINTING_COLUMNS = {
-    "acc_class_mean": "all: class-mean acc (%)", "acc_pooled": "all: pooled acc (%)",
-    "difficult_acc_class_mean": "difficult: class-mean acc (%)", "difficult_acc_pooled": "difficult: pooled acc (%)",
-    "n_records": "n", "difficult_n_records": "n difficult", "n_degenerate": "degenerate", "_failed": "failed images",
-    "acc_class_mean_all_classes": "all: mean over all classes (%)",
-    "difficult_acc_class_mean_all_classes": "difficult: mean over all classes (%)",
-}
-POINTING_MODIFIED_COLUMNS = {"theta": "θ", "accuracy": "accuracy (%)", "accuracy_calibration": "calibration accuracy (%)",
-                             "accepted_fraction": "accepted fraction", "n_images": "n images", "n_records": "n",
-                             "n_calibration_images": "n calibration images", "_failed": "failed images"}
-
-
 def occlusion_table(frame: pd.DataFrame) -> pd.DataFrame:
     """Rows model x method (finished ``occlusion_correlation`` runs), the Table-2 columns and setting."""
     columns = ["model", "method", "dataset", *OCCLUSION_COLUMNS.values(), *OCCLUSION_SETTINGS, "path"]
@@ -162,44 +109,6 @@ def write_occlusion_table(results_root: Path, out_dir: Path, experiment: str,
                  "patch 35, stride 1 on 2510 VOC 2007 val images.", *sample_size_notes(table), *paired_notes]
         write_table(table, Path(out_dir), experiment, f"{experiment}: rank correlation with occlusion", notes)
     return table
-
-
-def finished_rows(frame: pd.DataFrame, metric: str, columns: dict) -> pd.DataFrame:
-    """Finished runs of ``metric`` as rows model x method (x dataset), columns renamed, sorted."""
-    if frame.empty or "metric" not in frame:
-        return pd.DataFrame(columns=["model", "method", "dataset", *columns.values()])
-    done = frame[(frame["metric"] == metric) & (frame["status"] == "finished")]
-    table = done.reindex(columns=["model", "method", "dataset", *columns, "path"]).copy()
-    order = {m: i for i, m in enumerate(METHOD_ORDER)}
-    table["_order"] = table["method"].map(lambda m: (order.get(m, len(order)), m))
-    table = table.sort_values(["model", "dataset", "_order"]).drop(columns="_order")
-    table = table.rename(columns=columns).reset_index(drop=True)
-    for c in [c for c in table if c.startswith("n") or c in ("degenerate", "failed images")]:
-        table[c] = pd.to_numeric(table[c], errors="coerce").round().astype("Int64")
-    return table
-
-
-def pointing_table(frame: pd.DataFrame) -> pd.DataFrame:
-    """Rows model x method (x dataset); all/difficult class-mean and pooled accuracy (%), counts."""
-    table = finished_rows(frame, "pointing", POINTING_COLUMNS)
-    extra = [c for c in table if "over all classes" in c and table[c].isna().all()]
-    table = table.drop(columns=extra)  # the mean over all classes is reported only where a run computed it
-    table = add_intervals(table, ["all: pooled acc (%)"], "n")
-    return add_intervals(table, ["difficult: pooled acc (%)"], "n difficult")
-
-
-def pointing_modified_table(frame: pd.DataFrame) -> pd.DataFrame:
-    """Rows model x method (x dataset); θ, accuracy on the evaluation split (%), counts.
-
-    θ is a raw map value whose scale depends on the method, so it is shown with 4 significant digits.
-    """
-    table = finished_rows(frame, "pointing_modified", POINTING_MODIFIED_COLUMNS)
-    table["θ"] = [None if t is None or t != t else f"{t:.4g}" for t in table["θ"]]
-    return add_intervals(table, ["accuracy (%)"], "n")
-
-
-POINTING_NOTE = ("95% CI: Wilson score interval of each pooled rate over its n (statsmodels proportion_confint); "
-                 "a class-mean accuracy is a mean of per-class rates and has none here: read the pooled rate's.")
 
 
 def metric_tables(frame: pd.DataFrame, out: Path, experiment: str | None, results: Path,

@@ -49,6 +49,28 @@ def mean_ci(values) -> tuple[float, float]:
     return _bootstrap(values[np.isfinite(values)])
 
 
+def class_mean_ci(hits, classes) -> tuple[float, float]:
+    """95 % percentile bootstrap interval of a class-mean rate (mean over classes of per-class means),
+    resampling records (a class absent from a resample does not count in it)."""
+    hits, classes = np.asarray(hits, dtype=float), np.asarray(classes)
+    if len(hits) < 2:
+        return (math.nan, math.nan) if not len(hits) else (float(hits[0]),) * 2
+    codes = np.unique(classes, return_inverse=True)[1]
+
+    def statistic(index, axis=-1):
+        index = np.atleast_2d(index).astype(int)
+        out = np.empty(len(index))
+        for row, idx in enumerate(index):
+            count = np.bincount(codes[idx])
+            present = count > 0
+            out[row] = (np.bincount(codes[idx], weights=hits[idx])[present] / count[present]).mean()
+        return out if out.size > 1 else out[0]
+
+    res = stats.bootstrap((np.arange(len(hits)),), statistic, confidence_level=CONFIDENCE, n_resamples=RESAMPLES,
+                          method="percentile", rng=np.random.default_rng(SEED), vectorized=True)
+    return float(res.confidence_interval.low), float(res.confidence_interval.high)
+
+
 def paired(ours, reference, binary: bool) -> dict:
     """``ours - reference`` on the same samples (arrays in the same order): mean difference, paired
     95 % interval, two-sided p-value and the number of samples compared."""
