@@ -6,6 +6,7 @@ import pandas as pd
 
 from benchmark.report.__main__ import main
 from benchmark.report.generic import generic_tables
+from benchmark.report.tables import collect
 
 
 def _summary(root, experiment, model, method, metric, metrics, status="finished", run=None):
@@ -27,12 +28,14 @@ def test_user_named_experiment_gets_a_table_per_metric(tmp_path, capsys):
     tables = tmp_path / "tables"
     assert sorted(p.name for p in tables.glob("*.md")) == ["byo_loc_localization.md", "byo_loc_pointing.md"]
     loc = pd.read_csv(tables / "byo_loc_localization.csv")
-    assert list(loc.columns) == ["model", "method", "dataset", "status", "loc_err_top1", "n_images"]
+    assert list(loc.columns) == ["model", "method", "dataset", "status", "loc_err_top1", "loc_err_top1 95% CI low",
+                                 "loc_err_top1 95% CI high", "n_images"]  # a Wilson interval beside every error rate
     assert list(loc["method"]) == ["center", "cam", "grad_cam"]  # the paper tables' method order
     assert list(loc["loc_err_top1"].fillna(-1)) == [70.0, -1, 40.0]
     assert list(loc["status"]) == ["finished", "not_applicable", "finished"]
     pointing = pd.read_csv(tables / "byo_loc_pointing.csv")
-    assert list(pointing.columns) == ["model", "method", "dataset", "status", "acc_pooled", "n_records"]
+    assert list(pointing.columns) == ["model", "method", "dataset", "status", "acc_pooled", "acc_pooled 95% CI low",
+                                      "acc_pooled 95% CI high", "n_records"]
     assert pointing.loc[0, "acc_pooled"] == 90.0 and "| 12 |" in (tables / "byo_loc_pointing.md").read_text()
 
 
@@ -47,3 +50,11 @@ def test_runs_differing_in_other_settings_are_told_apart_and_paper_experiments_a
     table = pd.read_csv(tmp_path / "out" / "mine_localization.csv")
     # no setting recorded in these summaries: the run folder tells them apart
     assert list(table["settings"]) == ["localization-aaaa", "localization-bbbb"] and list(table["loc_err_top1"]) == [1.0, 2.0]
+
+
+def test_a_figure_comes_before_its_interval_and_counts_last(tmp_path):
+    _summary(tmp_path, "occ", "m", "grad_cam", "occlusion_correlation",
+             {"ci95_high": 0.4, "ci95_low": 0.2, "mean_rho": 0.3, "n": 16, "n_nan": 0})
+    written = generic_tables(collect(tmp_path), tmp_path / "out")
+    table = pd.read_csv(tmp_path / "out" / "occ_occlusion_correlation.csv")
+    assert list(table.columns[4:]) == ["mean_rho", "ci95_low", "ci95_high", "n", "n_nan"] and len(written) == 3

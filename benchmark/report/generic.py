@@ -13,17 +13,20 @@ paired comparison with the reference method where the metric has a per-sample ou
 
 from __future__ import annotations
 
+import json
+import re
 from pathlib import Path
 
 import pandas as pd
 
-import json
 
 from benchmark.report.significance import DEFAULT_REFERENCE, add_paired
 from benchmark.report.specs import SPECIAL_EXPERIMENTS, SPECS
-from benchmark.report.tables import PROTOCOL_COLUMNS, _method_key, sample_size_notes, to_markdown, write_table
+from benchmark.report.tables import (INTERVAL_NOTE, PROTOCOL_COLUMNS, _method_key, add_intervals, sample_size_notes,
+                                     to_markdown, write_table)
 
 KEYS = ["model", "method", "dataset"]
+RATE = re.compile(r"(^|_)err(_|$)|pooled|gt_known_loc_acc|maxboxacc")  # rates in % of images (Wilson interval)
 BASE = ["experiment", "model", "method", "dataset", "metric", "status", "path", *PROTOCOL_COLUMNS]
 
 
@@ -35,6 +38,9 @@ def special_experiments() -> set[str]:
 def generic_table(runs: pd.DataFrame) -> pd.DataFrame:
     """Rows model x method (x dataset) of one experiment and metric; columns: status and every figure."""
     figures = [c for c in runs.columns if c not in BASE and not str(c).startswith("_") and runs[c].notna().any()]
+    figures = sorted(figures, key=lambda c: (str(c).startswith("n_") or str(c) == "n",
+                                             str(c).startswith("ci95_") or str(c) in ("ci_low", "ci_high"),
+                                             str(c).endswith("high")))  # figure, its interval (low, high), counts
     table = runs[[*KEYS, "status", *figures, "path"]].copy()
     for c in figures:
         values = pd.to_numeric(table[c], errors="coerce")
@@ -101,6 +107,10 @@ def generic_tables(frame: pd.DataFrame, out: Path, experiment: str | None = None
         ways = {f: direction(str(metric), str(f)) for f in figures}
         notes = ["Direction: " + "; ".join(f"{f} {'higher' if d == 'higher' else 'lower'} is better"
                                           for f, d in ways.items() if d)] if any(ways.values()) else []
+        rates = [c for c in figures if RATE.search(str(c)) and f"{c} 95% CI low" not in table]
+        for c in rates:
+            table = add_intervals(table, [c], "n_records" if "pooled" in str(c) and "n_records" in table else "n_images")
+        notes += [INTERVAL_NOTE] if rates else []
         table, paired_notes = add_paired(table, str(metric), reference)
         notes += [*sample_size_notes(table.rename(columns={"n_images": "n images"})), *paired_notes]
         written += write_table(table, out, name, title, notes)
