@@ -73,6 +73,10 @@ def test_demo_style_table_shows_delta_vs_grad_cam_with_interval_and_holm_p(tmp_p
     assert (table.loc["grad_cam", delta], table.loc["grad_cam", "p (Holm)"]) == (0.0, 1.0)
     notes = (tmp_path / "tables" / "demo_localization.md").read_text()
     assert "exact McNemar" in notes and "Holm" in notes and "Wilson" in notes
+    from benchmark.report.golden_docs import block_text  # the demo figures of the docs show the comparison
+
+    header = block_text("localization", tmp_path / "tables").splitlines()[2]
+    assert "| loc err top-1 (%) |" in header and header.endswith("| Δ loc err top-1 (pp) vs grad_cam | p (Holm) |")
 
 
 def test_pairs_on_different_images_are_refused_with_the_count(tmp_path):

@@ -17,21 +17,30 @@ from benchmark.paths import REPO_ROOT
 
 GOLDEN_DIR = REPO_ROOT / "results" / "golden"  # the golden demo tables (benchmark.report.golden)
 
-# name -> (golden CSV, columns shown)
+# name -> (golden CSV, columns shown). A column is a name or a tuple of alternatives (the first the CSV has is
+# shown: tables before and after units entered the headers); OPTIONAL columns are shown only when present.
+LOC1, LOC5, GTK = ("loc err top-1 (%)", "loc err top-1"), ("loc err top-5 (%)", "loc err top-5"), \
+    ("GT-known loc acc (%)", "GT-known loc acc")
+V2 = ("MaxBoxAccV2 (%)", "MaxBoxAccV2")
+PAIRED_LOC = ("Δ loc err top-1 (pp) vs grad_cam", "p (Holm)")
+PAIRED_POINT = ("Δ pooled acc (pp) vs grad_cam", "p (Holm)")
+OPTIONAL = {*PAIRED_LOC, *PAIRED_POINT, "Δ accuracy (pp) vs grad_cam", "Δ mean rho vs grad_cam"}
 BLOCKS = {
-    "localization": ("demo_localization.csv", ("model", "method", "loc err top-1", "loc err top-5", "GT-known loc acc",
-                                               "cls err top-1", "n images")),
-    "ablations": ("demo_ablations.csv", ("model", "method", "normalization", "loc err top-1", "GT-known loc acc",
-                                         "MaxBoxAccV2", "n images")),
-    "cam_protocol": ("demo_cam_protocol.csv", ("model", "method", "loc err top-1", "loc err top-5", "GT-known loc acc",
-                                               "MaxBoxAccV2", "n images")),
-    "layers": ("demo_layers.csv", ("model", "depth", "layer", "loc_err_top1", "n_images")),
+    "localization": ("demo_localization.csv", ("model", "method", LOC1, LOC5, GTK,
+                                               ("cls err top-1 (%)", "cls err top-1"), "n images", *PAIRED_LOC)),
+    "ablations": ("demo_ablations.csv", ("model", "method", "normalization", LOC1, GTK, V2, "n images", *PAIRED_LOC)),
+    "cam_protocol": ("demo_cam_protocol.csv", ("model", "method", LOC1, LOC5, GTK, V2, "n images", *PAIRED_LOC)),
+    "layers": ("demo_layers.csv", ("model", "depth", "layer", ("loc err top-1 (%)", "loc_err_top1"), "n_images")),
     "pointing": ("demo_pointing.csv", ("model", "method", "all: class-mean acc (%)", "difficult: class-mean acc (%)",
-                                       "n", "n difficult")),
+                                       "n", "n difficult", *PAIRED_POINT)),
     "pointing_torchray": ("demo_pointing_torchray.csv", ("model", "method", "all: class-mean acc (%)",
-                                                         "all: mean over all classes (%)", "n", "degenerate")),
-    "pointing_modified": ("demo_pointing_modified.csv", ("model", "method", "θ", "accuracy (%)", "n images")),
-    "occlusion": ("demo_occlusion.csv", ("model", "method", "mean rho", "95% CI low", "95% CI high", "n")),
+                                                         "all: mean over all classes (%)", "n", "degenerate",
+                                                         *PAIRED_POINT)),
+    "pointing_modified": ("demo_pointing_modified.csv", ("model", "method", "θ", "accuracy (%)", "n images",
+                                                         "Δ accuracy (pp) vs grad_cam", "p (Holm)")),
+    "occlusion": ("demo_occlusion.csv", ("model", "method", "mean rho", ("mean rho 95% CI low", "95% CI low"),
+                                         ("mean rho 95% CI high", "95% CI high"), "n", "Δ mean rho vs grad_cam",
+                                         "p (Holm)")),
 }
 BLOCK = re.compile(r"(<!-- golden:(\w+) -->\n)(.*?)(<!-- /golden -->)", re.S)
 
@@ -42,7 +51,7 @@ def _cell(value, column: str) -> str:
     if isinstance(value, float):
         if value.is_integer() and column.startswith("n"):
             return str(int(value))
-        return f"{value:.5f}" if column == "θ" else f"{value:.2f}"
+        return f"{value:.5f}" if column == "θ" else f"{value:.4f}" if column.startswith("p ") else f"{value:.2f}"
     return str(value)
 
 
@@ -50,9 +59,11 @@ def block_text(name: str, golden: Path = GOLDEN_DIR) -> str:
     """The markdown a block ``name`` holds: its source line and table."""
     if name not in BLOCKS:
         raise KeyError(f"demo-figure block {name!r}: unknown; expected one of {sorted(BLOCKS)}")
-    csv, columns = BLOCKS[name]
+    csv, wanted = BLOCKS[name]
     frame = pd.read_csv(Path(golden) / csv)
-    missing = [c for c in columns if c not in frame]
+    picked = [next((a for a in (c if isinstance(c, tuple) else (c,)) if a in frame), None) for c in wanted]
+    missing = [c for c, p in zip(wanted, picked) if p is None and c not in OPTIONAL]
+    columns = [p for p in picked if p is not None]
     if missing:
         raise KeyError(f"{Path(golden) / csv}: column(s) {missing} missing for block {name!r}")
     lines = [f"Golden table `results/golden/{csv}` (`make demo`, shipped toy weights):", "",
