@@ -44,6 +44,8 @@ def per_sample(metric: str, run_dir: Path) -> pd.DataFrame | None:
     if not records_path.is_file():
         return None
     records = pd.read_parquet(records_path)
+    if "error" in records:  # images that raised under on_error=record are not outcomes
+        records = records[records["error"].isna()]
     if metric in ("localization", "localization_cam"):
         value = records["loc_correct_top1"].astype(float)
     elif metric == "pointing":
@@ -105,6 +107,9 @@ def add_paired(table: pd.DataFrame, metric: str, reference: str = DEFAULT_REFERE
         for g in group:
             refs = refs[refs[g].astype(str) == str(row[g])]
         if not isinstance(row.get("path"), str) or len(refs) != 1:
+            if isinstance(row.get("path"), str) and len(refs) > 1:
+                notes.append(f"{row['model']}/{row['method']}: not compared: {len(refs)} {reference} runs of the same "
+                             "model and dataset differ in other settings.")
             results.append(None)
             continue
         ours, theirs = outcomes(row["path"]), outcomes(refs.iloc[0]["path"])
@@ -120,7 +125,9 @@ def add_paired(table: pd.DataFrame, metric: str, reference: str = DEFAULT_REFERE
         both = ours.merge(theirs, on=KEY, suffixes=("", "_ref"))
         results.append(paired(both["value"], both["value_ref"], binary))
     if not any(results) and not notes:
-        return table, []
+        missing = not (table["method"] == reference).any()
+        return table, ([f"No {reference} run in this table: no paired comparison (python -m benchmark.report "
+                        "--reference METHOD picks another reference)."] if missing else [])
     column = f"Δ {label} vs {reference}"
     table = table.copy()
     table[column] = [sign * scale * r["delta"] if r else math.nan for r in results]
