@@ -100,3 +100,14 @@ def test_layer_table_warns_on_mixed_sample_sizes(tmp_path):
     assert "Mixed sample sizes: n images is 10, 20" in md
     table = pd.read_csv(tmp_path / "demo_layers.csv")
     assert table["loc err top-1 (%) 95% CI low"].notna().all()
+
+
+def test_a_kill_between_the_two_renames_is_recovered(tmp_path):
+    from benchmark.report.publish import recover
+
+    out = tmp_path / "tables"
+    backup = tmp_path / ".tables.old"
+    backup.mkdir()
+    (backup / "a.md").write_text("old")
+    recover(out)  # the new folder never arrived: the old set comes back
+    assert (out / "a.md").read_text() == "old" and not backup.exists()

@@ -6,7 +6,7 @@ experiments; not the old "your runs" table of a table it rewrote) into ``tmp`` a
 ``out``), so a reader sees the old set or the new set, never a new ``.md`` beside an old ``.csv``. A
 failure before the swap (a full disk, a kill) leaves ``out`` as it was; ``discard(tmp)`` removes the
 temporary folder, and the next ``staging`` removes stale ones and puts back a ``.old`` folder left by a
-kill between the two renames.
+kill between the two renames (a temporary folder is stale after ``STALE_S`` seconds untouched).
 """
 
 from __future__ import annotations
@@ -14,9 +14,13 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+import time
 from pathlib import Path
 
 from benchmark.io import DISK_FULL, DiskFullError
+
+
+STALE_S = 3600  # a temporary folder untouched this long was left by a killed report
 
 
 def _backup(out: Path) -> Path:
@@ -32,7 +36,7 @@ def recover(out: Path) -> None:
         else:
             os.rename(backup, out)
     for stale in out.parent.glob(f".{out.name}.*.tmp"):
-        if stale.is_dir():
+        if stale.is_dir() and time.time() - stale.stat().st_mtime > STALE_S:  # not another report's, still writing
             shutil.rmtree(stale, ignore_errors=True)
 
 
