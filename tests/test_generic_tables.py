@@ -58,3 +58,16 @@ def test_a_figure_comes_before_its_interval_and_counts_last(tmp_path):
     written = generic_tables(collect(tmp_path), tmp_path / "out")
     table = pd.read_csv(tmp_path / "out" / "occ_occlusion_correlation.csv")
     assert list(table.columns[4:]) == ["mean_rho", "ci95_low", "ci95_high", "n", "n_nan"] and len(written) == 3
+
+
+def test_look_alike_rows_name_the_settings_that_differ(tmp_path):
+    for run, threshold in (("localization-aaaa", 0.15), ("localization-bbbb", 0.3)):
+        folder = tmp_path / "runs" / "mine" / "m" / "grad_cam" / "ds" / run
+        folder.mkdir(parents=True)
+        (folder / "summary.json").write_text(json.dumps({
+            "config": {"experiment_name": "mine"}, "model": "m", "method": "grad_cam", "dataset": "ds",
+            "metric": "localization", "status": "finished", "metrics": {"loc_err_top1": 10 * threshold, "n_images": 4},
+            "protocol": {"threshold": threshold, "topk": 5}}))
+    generic_tables(collect(tmp_path), tmp_path / "out")
+    table = pd.read_csv(tmp_path / "out" / "mine_localization.csv")
+    assert table["settings"].tolist() == ["protocol.threshold=0.15", "protocol.threshold=0.3"]
