@@ -89,8 +89,7 @@ def split_published(runs, experiment: str):
 def write_your_runs(build, others, metric: str, reference: str, out, name: str, title: str, notes=()) -> list:
     """The "your runs" table of a published experiment: ``build(others)`` with reasons and paired columns."""
     from benchmark.report.significance import add_paired
-    from benchmark.report.tables import sample_size_notes
-    from benchmark.report.writers import write_table
+    from benchmark.report.writers import sample_size_notes, write_table
 
     if not len(others):
         return []

@@ -22,7 +22,8 @@ import pandas as pd
 
 from benchmark.names import name_problem
 from benchmark.paths import REPO_ROOT
-from benchmark.report.writers import _cell, decimals, rounded, to_markdown, write_table  # noqa: F401  (re-exported)
+from benchmark.report.writers import (  # noqa: F401  (re-exported)
+    _cell, decimals, rounded, sample_size_notes, to_markdown, write_table)
 
 REFERENCE_DIR = REPO_ROOT / "results" / "reference"
 METHOD_ORDER = ["center", "gradient", "deconvnet", "guided_backprop", "excitation_backprop",
@@ -228,18 +229,3 @@ def table_notes(spec: TableSpec, table: pd.DataFrame) -> list[str]:
 
 
 INTERVAL_NOTE = "95% CI: Wilson score interval of each rate over the row's n images (statsmodels proportion_confint)."
-
-
-def sample_size_notes(table: pd.DataFrame) -> list[str]:
-    """A note when the rows of a table have different sample sizes (or count skipped/failed images)."""
-    notes = []
-    for column in ("n images", "n", "n_images", "n_records"):
-        if column in table:
-            sizes = sorted({int(v) for v in pd.to_numeric(table[column], errors="coerce").dropna()})
-            if len(sizes) > 1:
-                notes.append(f"Mixed sample sizes: {column} is {', '.join(map(str, sizes))} across rows; rates are "
-                             "over different images and their intervals differ in width.")
-            break
-    if "failed images" in table and pd.to_numeric(table["failed images"], errors="coerce").fillna(0).gt(0).any():
-        notes.append("failed images: images that raised an error under on_error=record and were left out of the row.")
-    return notes

@@ -73,3 +73,18 @@ def write_table(table: pd.DataFrame, out_dir: Path, name: str, title: str = "", 
     atomic_write_bytes(paths[1], rounded(table).to_csv(index=False).encode())
     atomic_write_bytes(paths[2], to_latex(table, _cell, title, notes).encode())
     return paths
+
+
+def sample_size_notes(table: pd.DataFrame) -> list[str]:
+    """A note when the rows of a table have different sample sizes (or count skipped/failed images)."""
+    notes = []
+    for column in ("n images", "n", "n_images", "n_records"):
+        if column in table:
+            sizes = sorted({int(v) for v in pd.to_numeric(table[column], errors="coerce").dropna()})
+            if len(sizes) > 1:
+                notes.append(f"Mixed sample sizes: {column} is {', '.join(map(str, sizes))} across rows; rates are "
+                             "over different images and their intervals differ in width.")
+            break
+    if "failed images" in table and pd.to_numeric(table["failed images"], errors="coerce").fillna(0).gt(0).any():
+        notes.append("failed images: images that raised an error under on_error=record and were left out of the row.")
+    return notes
