@@ -153,18 +153,34 @@ def test_every_tex_the_report_writes_compiles_with_pdflatex(tmp_path):
     _run(tmp_path, "demo_occlusion", "toy_vgg", "grad_cam", "occlusion_correlation",
          {"mean_rho": 0.25, "ci95_low": 0.2, "ci95_high": 0.3, "n": 16, "n_nan": 0}, dataset="synthetic_val")
     _run(tmp_path, "my_exp_100%", "net", "grad_cam", "localization", {"loc_err_top1": 10.0}, dataset="d")  # bad name
-    _run(tmp_path, "my_exp", "net_#1", "grad_cam", "pointing", {"acc_pooled": 90.0, "n_records": 12}, dataset="d")
+    _run(tmp_path, "my_exp", "net_#1", "grad_cam", "pointing", {"acc_class_mean": 9.0, "acc_pooled": 90.0, "n_records": 12},
+         dataset="d")
+    _run(tmp_path, "my_exp", "net_#1", "grad_cam", "localization", {"loc_err_top1": 9.0, "n_images": 12}, dataset="d")
+    _run(tmp_path, "my_exp", "net_#1", "gradient", "pointing", {"acc_class_mean": 8.0, "acc_pooled": 80.0, "n_records": 12},
+         dataset="d")
+    _run(tmp_path, "my_exp", "net_#1", "gradient", "localization", {"loc_err_top1": 19.0, "n_images": 12}, dataset="d")
+    for i, n in ((4, 10), (9, 20)):
+        _run(tmp_path, "demo_layers", "toy_vgg", f"grad_cam@features.{i}", "localization", {"loc_err_top1": 30.0, "n_images": n},
+             dataset="synthetic_val")
+    _run(tmp_path, "demo_ablations", "toy_vgg", "grad_cam_no_relu", "localization", {"loc_err_top1": 27.0, "n_images": 500},
+         dataset="synthetic_val")
+    _run(tmp_path, "demo_pointing", "toy_gap_multi", "grad_cam", "pointing",
+         {"acc_class_mean": 80.0, "acc_pooled": 81.0, "n_records": 100, "difficult_n_records": 50}, dataset="synthetic_multi_test")
+    _run(tmp_path, "pointing", "vgg16_voc07", "grad_cam", "pointing", {"acc_class_mean": 85.0, "n_records": 100},
+         dataset="voc2007_test")
     assert main(["--results", str(tmp_path)]) == 1  # the bad name is skipped, the rest built
     texs = sorted((tmp_path / "tables").glob("*.tex"))
     assert {p.stem for p in texs} >= {"table1_localization", "table1_localization_your_runs", "demo_pointing_modified",
-                                      "demo_occlusion", "my_exp_pointing"}
-    for tex in texs:
-        doc = tmp_path / f"doc_{tex.stem}.tex"
-        doc.write_text("\\documentclass{article}\\usepackage{booktabs}\\usepackage[margin=1cm,landscape]{geometry}"
-                       f"\\begin{{document}}\\tiny\\input{{{tex}}}\\end{{document}}\n")
-        done = subprocess.run([pdflatex, "-interaction=nonstopmode", "-halt-on-error", doc.name], cwd=tmp_path,
-                              capture_output=True, text=True, timeout=60)
-        assert done.returncode == 0, f"{tex.name} does not compile:\n{done.stdout[-2000:]}"
+                                      "demo_occlusion", "my_exp_pointing", "my_exp_agreement", "demo_layers",
+                                      "demo_ablations", "demo_pointing", "pointing", "pointing_your_runs"}
+    doc = tmp_path / "all.tex"  # one document, one pdflatex run; the log names the table that fails
+    doc.write_text("\\documentclass{article}\\usepackage{booktabs}\\usepackage[margin=1cm,landscape]{geometry}"
+                   "\\begin{document}\\tiny\n" + "".join(f"\\input{{{tex}}}\\clearpage\n" for tex in texs)
+                   + "\\end{document}\n")
+    done = subprocess.run([pdflatex, "-interaction=nonstopmode", "-halt-on-error", doc.name], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, f"a table does not compile:\n{done.stdout[-3000:]}"
+    assert f"Output written on all.pdf ({len(texs)} pages" in done.stdout
 
 
 def test_pointing_run_on_own_data_labelled_voc_is_not_beside_the_published_numbers(tmp_path):
