@@ -68,8 +68,9 @@ POINTING_COLUMNS = {
     "difficult_acc_class_mean_all_classes": "difficult: mean over all classes (%)",
 }
 POINTING_MODIFIED_COLUMNS = {"theta": "θ", "accuracy": "accuracy (%)", "accuracy_calibration": "calibration accuracy (%)",
-                             "accepted_fraction": "accepted fraction", "n_images": "n images", "n_records": "n",
-                             "n_calibration_images": "n calibration images", "_failed": "failed images"}
+                             "accepted_fraction": "accepted (%)", "n_images": "n images", "n_records": "n",
+                             "n_calibration_images": "n calibration images", "n_calibration_records": "n calibration",
+                             "_failed": "failed images"}
 
 
 def finished_rows(frame: pd.DataFrame, metric: str, columns: dict) -> pd.DataFrame:
@@ -100,11 +101,15 @@ def pointing_table(frame: pd.DataFrame) -> pd.DataFrame:
 def pointing_modified_table(frame: pd.DataFrame) -> pd.DataFrame:
     """Rows model x method (x dataset); θ, accuracy on the evaluation split (%), counts.
 
-    θ is a raw map value whose scale depends on the method, so it is shown with 4 significant digits.
+    θ is a raw map value whose scale depends on the method, so it is shown with 4 significant digits. Every
+    rate (accuracy, calibration accuracy, accepted share of the evaluated (image, class) pairs) gets a Wilson
+    interval over its records.
     """
     table = finished_rows(frame, "pointing_modified", POINTING_MODIFIED_COLUMNS)
     table["θ"] = [None if t is None or t != t else f"{t:.4g}" for t in table["θ"]]
-    return add_intervals(table, ["accuracy (%)"], "n")
+    table["accepted (%)"] = 100 * pd.to_numeric(table["accepted (%)"], errors="coerce")
+    table = add_intervals(table, ["accuracy (%)", "accepted (%)"], "n")
+    return add_intervals(table, ["calibration accuracy (%)"], "n calibration")
 
 
 POINTING_NOTE = ("95% CI: Wilson score interval of each pooled rate over its n (statsmodels proportion_confint); "
