@@ -112,8 +112,8 @@ def pointing_modified_table(frame: pd.DataFrame) -> pd.DataFrame:
     return add_intervals(table, ["calibration accuracy (%)"], "n calibration")
 
 
-POINTING_NOTE = ("95% CI: Wilson score interval of each pooled rate over its n (statsmodels proportion_confint); "
-                 "a class-mean accuracy is a mean of per-class rates and has none here: read the pooled rate's.")
+POINTING_NOTE = ("95% CI: Wilson score interval of each pooled rate over its n (statsmodels proportion_confint); of a "
+                 "class-mean accuracy, a percentile bootstrap interval over the run's (image, class) records.")
 
 
 

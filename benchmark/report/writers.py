@@ -23,6 +23,8 @@ def decimals(column) -> int:
     name = str(column)
     if name.startswith("p ") or name == "p":
         return 4
+    if "(%)" in name or "(pp)" in name:
+        return 2
     if any(k in name.lower() for k in ("rho", "iou", "τ", "tau", "fraction", "accepted", "ρ")):
         return 3
     return 2
