@@ -102,7 +102,7 @@ def test_offline_job_logs_summary_table_and_records(tiny_synthetic, tmp_path):
     names = wandb_logger.class_names(json.loads((run_dir / "summary.json").read_text())["config"])
     expected = [[int(c), names[int(c)], len(g), float(g["loc_correct_top1"].mean()), int(g["degenerate"].sum())]
                 for c, g in frame.groupby("class_id")]
-    assert table["data"] == expected and sum(row[1] for row in table["data"]) == 6
+    assert table["data"] == expected and sum(row[2] for row in table["data"]) == 6
     artifacts = {a.type: a for a in of_type(records, "artifact")}
     assert artifacts["records"].name == "records-wandb_test-toy_gap-grad_cam-synthetic_val"
     assert [e.path for e in artifacts["records"].manifest.contents] == ["records.parquet"]

@@ -83,8 +83,8 @@ def collect(results_root: Path, experiment: str | None = None) -> pd.DataFrame:
             skipped.append(f"{path}: unreadable summary ({type(err).__name__}: {err}); skipped")
             continue
         config = summary.get("config") if isinstance(summary.get("config"), dict) else {}
-        name = config.get("experiment_name")
-        problem = name_problem(name) or name_problem(summary.get("metric"))
+        name = config.get("experiment_name", path.relative_to(runs).parts[0])  # (older summaries: the folder's)
+        problem = name_problem(name) or (name_problem(summary["metric"]) if summary.get("metric") is not None else None)
         if problem:
             skipped.append(f"{path}: experiment_name {name!r} / metric {summary.get('metric')!r} is not a valid "
                            f"name ({problem}); skipped")
