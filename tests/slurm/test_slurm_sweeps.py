@@ -1,0 +1,175 @@
+"""Sweeps through the real ``hydra/launcher=slurm`` (submitit) on the private one-node cluster.
+
+The three sweeps that only need waiting for (a time-out, a failing job, W&B offline) start in the
+background when the first test of this module runs, so the ~2.5 minutes of the time-out (two
+attempts of a 1-minute job) overlap the other tests. Each check then waits for its own sweep.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from slurm_jobs import LAUNCHER, N_VAL, REPO, finish, job_env, start_benchmark
+
+# a 1-minute job that needs longer: occlusion at stride 2 takes seconds per image (at nice 19, so the
+# other tests keep the CPU); USR2 30 s before the end, one requeue, then it fails
+TIMEOUT_SWEEP = ["method=grad_cam", "metric=occlusion_correlation", "metric.options.stride=2", "batch_size=1",
+                 "part_size=1", "dataset.limit=40", "hydra.launcher.timeout_min=1", "hydra.launcher.signal_delay_s=30",
+                 "hydra.launcher.max_num_timeout=1",
+                 'hydra.launcher.setup=["export PYTHONUNBUFFERED=1","export OMP_NUM_THREADS=1",'
+                 '"renice -n 19 -p $$ >/dev/null"]']
+# a sweep of three jobs, one with a layer toy_vgg does not have
+FAILING_SWEEP = ["method=grad_cam", "method.layer=features.16,features.99,features.12", "dataset.limit=4"]
+WANDB_SWEEP = ["method=grad_cam,gradient", "dataset.limit=4", "logger=wandb"]
+
+
+def only(paths):
+    (path,) = list(paths)
+    return path
+
+
+@pytest.fixture(scope="module")
+def background(slurm_cluster, slurm_cache, tmp_path_factory):
+    """Start the waiting sweeps: ``{name: (process, log, results root)}``; killed if still running at the end."""
+    root = tmp_path_factory.mktemp("background")
+    runs = {}
+    for name, args, extra in (("timeout", TIMEOUT_SWEEP, {}), ("failing", FAILING_SWEEP, {}),
+                              ("wandb", WANDB_SWEEP, {"WANDB_MODE": "offline"})):
+        results = root / name
+        if name == "timeout":  # its occlusion maps are cached under its results too: all checked for torn files
+            args = [*args, f"metric.options.cache_dir={results / 'occlusion-cache'}"]
+        env = job_env(slurm_cluster, slurm_cache, **extra)
+        log = root / f"{name}.log"
+        runs[name] = (start_benchmark(["-m", *LAUNCHER, *args, f"experiment_name={name}", f"paths.results={results}"],
+                                      env, log), log, results)
+    yield runs
+    for proc, _, _ in runs.values():
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+def run_folders(results: Path, experiment: str, method: str) -> list[Path]:
+    return sorted((results / "runs" / experiment / "toy_vgg" / method).glob("*/localization-*"))
+
+
+def test_sharded_sweep_merges_to_the_unsharded_run(slurm_cluster, slurm_cache, background, tmp_path):
+    env = job_env(slurm_cluster, slurm_cache)
+    common = ["model=toy_vgg", "device=cpu", "method=grad_cam,gradient", "batch_size=2"]
+    # the reference: one unsharded local run per method over the first 12 images
+    local = start_benchmark(["-m", *common, "dataset.limit=12", f"paths.results={tmp_path / 'single'}"], env,
+                            tmp_path / "single.log")
+    # 2 methods x 2 shards = 4 Slurm jobs; each shard keeps its first 6 images (strided): the same 12
+    code, out = finish(start_benchmark(["-m", *LAUNCHER, *common, "dataset.num_shards=2", "dataset.shard=0,1",
+                                        "dataset.limit=6", f"paths.results={tmp_path / 'sharded'}"],
+                                       env, tmp_path / "sharded.log"), tmp_path / "sharded.log", 300)
+    assert code == 0, out[-4000:]
+    submitit = tmp_path / "sharded/runs/default/.submitit"
+    script = only(submitit.glob("*/*_submission.sh")).read_text()
+    assert "#SBATCH --array=0-3" in script and "#SBATCH --gpus-per-node=0" in script  # device=cpu: no GPU asked
+    assert len(list(submitit.glob("*_*/*_result.pkl"))) == 4
+    merge = subprocess.run([sys.executable, "-m", "benchmark.runs.merge", "--results", str(tmp_path / "sharded")],
+                           cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
+    assert merge.returncode == 0 and merge.stdout.count("merged: ") == 2, merge.stdout + merge.stderr
+    assert finish(local, tmp_path / "single.log", 300)[0] == 0
+    for method in ("grad_cam", "gradient"):
+        ours, theirs = (only(run_folders(tmp_path / name, "default", method)) for name in ("sharded", "single"))
+        assert ours.name == theirs.name  # the merged run is the unsharded run's folder (same config hash)
+        assert [p.name for p in sorted(ours.glob("shard-*"))] == ["shard-0-of-2", "shard-1-of-2"]
+        assert (ours / "records.parquet").read_bytes() == (theirs / "records.parquet").read_bytes()
+        a, b = (json.loads((r / "summary.json").read_text()) for r in (ours, theirs))
+        assert a["config_hash"] == b["config_hash"] and a["metrics"] == b["metrics"] and a["counts"]["images"] == 12
+
+
+def _first_part(results: Path, timeout: float) -> Path:
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        parts = sorted(results.glob("runs/**/parts/part-*.parquet"))
+        if parts:
+            return parts[0]
+        time.sleep(0.1)
+    pytest.fail(f"no record part under {results} after {timeout:.0f} s")
+
+
+def test_preempted_job_is_requeued_and_resumes_from_its_parts(slurm_cluster, slurm_cache, background, tmp_path):
+    env = job_env(slurm_cluster, slurm_cache)
+    # timeout_min=20: submitit counts a USR2 in the first 10 minutes as a pre-emption, not a time-out
+    args = ["model=toy_vgg", "device=cpu", "method=grad_cam", "batch_size=1", "part_size=10",
+            f"dataset.limit={N_VAL}", "experiment_name=preempt"]
+    local = start_benchmark(["-m", *args, f"paths.results={tmp_path / 'plain'}"], env, tmp_path / "plain.log")
+    results, log = tmp_path / "slurm", tmp_path / "slurm.log"
+    sweep = start_benchmark(["-m", *LAUNCHER, *args, "hydra.launcher.timeout_min=20", f"paths.results={results}"],
+                            env, log)
+    _first_part(results, 240)
+    job = only(p.name for p in (results / "runs/preempt/.submitit").iterdir() if "_" in p.name)  # <array>_<task>
+    subprocess.run(["scancel", "--signal=USR2", job], env=env, check=True, timeout=30)
+    code, out = finish(sweep, log, 300)
+    assert code == 0, out[-4000:]
+    job_log = (results / f"runs/preempt/.submitit/{job}/{job}_0_log.out").read_text()
+    assert "this job is preempted" in job_log and f"Requeued job {job.split('_')[0]}" in job_log, job_log[-3000:]
+    run = only(run_folders(results, "preempt", "grad_cam"))
+    resumed = json.loads((run / "timing.json").read_text())["images_resumed"]
+    computed = N_VAL - resumed
+    assert 0 < resumed < N_VAL, f"{resumed} of {N_VAL} images from parts"
+    # the requeued attempt's progress counts only the images it computed itself
+    last_attempt = job_log.rsplit("Starting with JobEnvironment", 1)[1]
+    assert f"toy_vgg/grad_cam/synthetic_val: {computed}/{computed} images (100%)" in last_attempt, last_attempt[-3000:]
+    reused = re.search(r"resuming: (\d+) of (\d+) images reused", last_attempt)
+    assert reused is None or (int(reused[1]), int(reused[2])) == (resumed, N_VAL)
+    assert finish(local, tmp_path / "plain.log", 300)[0] == 0
+    plain = only(run_folders(tmp_path / "plain", "preempt", "grad_cam"))
+    assert run.name == plain.name and (run / "records.parquet").read_bytes() == (plain / "records.parquet").read_bytes()
+    assert pd.read_parquet(run / "records.parquet")["image_id"].nunique() == N_VAL
+
+
+def test_failing_job_fails_alone_and_is_named(background):
+    proc, log, results = background["failing"]
+    code, out = finish(proc, log, 300)
+    assert code == 1, out[-4000:]
+    finished = [json.loads((r / "summary.json").read_text())["config"]["method"]["layer"]
+                for r in run_folders(results, "failing", "grad_cam")]
+    assert sorted(finished) == ["features.12", "features.16"]  # the other two jobs finished
+    match = re.search(r"1 of 3 jobs failed \(the others finished\):\n[^\n]*#1 [^\n]*method\.layer=features\.99"
+                      r"[^\n]* \(Slurm job (\d+_1)\): ([^\n]*)\n\s+log: (\S+)", out)
+    assert match, out[-4000:]
+    assert "features.99" in match[2]
+    stderr = Path(match[3])
+    assert stderr == results / f"runs/failing/.submitit/{match[1]}/{match[1]}_0_log.err"
+    assert "features.99" in stderr.read_text()  # the traceback is where the message says
+
+
+def test_wandb_offline_writes_one_run_per_job(background):
+    proc, log, results = background["wandb"]
+    code, out = finish(proc, log, 300)
+    assert code == 0, out[-4000:]
+    offline = sorted((results / "wandb").glob("offline-run-*"))
+    assert len(offline) == 2, out[-3000:]
+    for run in offline:
+        assert len(list(run.glob("run-*.wandb"))) == 1
+    ids = {p.name.rsplit("-", 1)[1] for p in offline}
+    assert len(ids) == 2
+
+
+def test_timed_out_job_is_requeued_then_fails_leaving_only_complete_parts(background):
+    proc, log, results = background["timeout"]
+    code, out = finish(proc, log, 420)
+    assert code == 1, out[-4000:]
+    assert "timed-out too many times" in out and "1 of 1 jobs failed" in out, out[-4000:]
+    job_dir = only(p for p in (results / "runs/timeout/.submitit").iterdir() if "_" in p.name)
+    job_log = (job_dir / f"{job_dir.name}_0_log.out").read_text()
+    signals = re.findall(r"^submitit WARNING .*Caught signal USR2.*this job is timed-out", job_log, re.M)
+    assert len(signals) == 2 and "Requeued job" in job_log, job_log[-3000:]
+    (run,) = sorted((results / "runs/timeout/toy_vgg/grad_cam").glob("*/occlusion_correlation-*"))
+    assert not (run / "summary.json").exists() and not (run / "records.parquet").exists()
+    assert not list(results.rglob("*.tmp")) and not list(results.rglob(".*.tmp"))
+    parts = sorted((run / "parts").glob("part-*.parquet"))
+    ids = [i for p in parts for i in pd.read_parquet(p)["image_id"]]  # every part is a readable, whole part
+    assert len(ids) == len(set(ids)) == len(parts) and len(ids) < 40
