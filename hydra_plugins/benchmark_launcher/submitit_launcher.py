@@ -1,7 +1,8 @@
 """Hydra's submitit Slurm launcher, with GPUs that follow ``device`` and a report of the failed jobs.
 
-``conf/hydra/launcher/slurm.yaml`` targets ``SlurmLauncher`` here. It submits the sweep as the
-plugin does (one Slurm job array, requeued on pre-emption and time-out), and changes two things:
+``conf/hydra/launcher/slurm.yaml`` targets ``SlurmLauncher`` here (Hydra takes launchers only from
+the ``hydra_plugins`` package). It submits the sweep as the plugin does (one Slurm job array,
+requeued on pre-emption and time-out), and changes two things:
 
 - ``gpus_per_node: null`` (the default) asks for one GPU per job when the sweep's ``device`` is a
   CUDA device and none otherwise, so ``device=cpu`` runs on a CPU-only partition; a number given
