@@ -9,12 +9,17 @@ requeued on pre-emption and time-out), and changes two things:
   with ``hydra.launcher.gpus_per_node=N`` is used as it is.
 - It waits for every job, also after one failed, so a failing job fails alone. It then logs one
   line per job that failed: its number, overrides, Slurm job id, the error's first line and the
-  submitit log that holds the traceback. Hydra then exits with status 1 on the first failure.
+  task's log (``*_log.out``: the run's log with the traceback; ``*_log.err`` beside it). Hydra then exits with status 1 on the first failure.
+- A job that ended without a result (killed before submitit could catch a signal, cancelled, out
+  of memory) counts as failed once ``squeue`` shows it ended. Submitit alone learns this only from
+  ``sacct``; on a cluster without an accounting database it would wait for that job forever.
 """
 
 from __future__ import annotations
 
 import logging
+import subprocess
+import time
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -23,6 +28,9 @@ from hydra.core.utils import JobReturn, JobStatus, filter_overrides
 from hydra_plugins.hydra_submitit_launcher import submitit_launcher
 
 log = logging.getLogger(__name__)
+# squeue states of a job that may still write its result (REQUEUED and PREEMPTED come before PENDING again)
+ACTIVE = {"PENDING", "CONFIGURING", "RUNNING", "COMPLETING", "SIGNALING", "SUSPENDED", "REQUEUED", "REQUEUE_HOLD",
+          "REQUEUE_FED", "RESIZING", "STAGE_OUT", "PREEMPTED", "RESV_DEL_HOLD", "STOPPED"}
 
 
 def gpus_for(device: str) -> int:
@@ -73,7 +81,7 @@ class SlurmLauncher(submitit_launcher.SlurmLauncher):
             for idx, overrides, job, ret in failed:
                 first = (str(ret._return_value).strip().splitlines() or [type(ret._return_value).__name__])[0]
                 lines.append(f"  #{idx} {' '.join(filter_overrides(overrides))} (Slurm job {job.job_id}): {first}")
-                lines.append(f"     log: {job.paths.stderr}")
+                lines.append(f"     log: {job.paths.stdout}")  # the run's log and traceback; stderr beside it
             log.error("%s", "\n".join(lines))
         return results
 
@@ -81,8 +89,23 @@ class SlurmLauncher(submitit_launcher.SlurmLauncher):
     def _result(job: Any, overrides: Sequence[str]) -> JobReturn:
         """The job's ``JobReturn``; a job that ended without one (killed, cancelled) becomes a failed one."""
         try:
-            return job.results()[0]
+            while not job.done() and squeue_state(job.job_id) in ACTIVE | {None}:
+                time.sleep(2)
+            return job.results()[0]  # waits a little for a result file, else raises naming the job's logs
         except Exception as err:  # noqa: BLE001  (submitit's UncompletedJobError, FailedJobError)
             ret = JobReturn(overrides=list(overrides), status=JobStatus.FAILED)
             ret._return_value = err
             return ret
+
+
+def squeue_state(job_id: str) -> str | None:
+    """The job's state in ``squeue`` (also for jobs that ended a short while ago); ``None`` if squeue failed."""
+    try:
+        out = subprocess.run(["squeue", "--noheader", "--states=all", f"--jobs={job_id}", "--format=%T"],
+                             capture_output=True, text=True, timeout=60)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    if out.returncode != 0:
+        return "ENDED" if "Invalid job id" in out.stderr else None  # forgotten by slurmctld: long over
+    states = set(out.stdout.split())
+    return next(iter(states & ACTIVE), None) or (states.pop() if states else "ENDED")

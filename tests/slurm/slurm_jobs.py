@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -21,7 +22,8 @@ LAUNCHER = ["hydra/launcher=slurm", "device=cpu", "hydra.launcher.cpus_per_task=
 def job_env(cluster: PrivateCluster, cache: Path, **extra: str) -> dict[str, str]:
     """The environment of a sweep and of its jobs (sbatch exports it): this cluster, this cache, this source."""
     env = {**cluster.env, "BENCHMARK_CACHE": str(cache), "PYTHONUNBUFFERED": "1", "WANDB_MODE": "disabled",
-           "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
+           "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])),
+           "PATH": os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])}  # `python`
     env.pop("WANDB_API_KEY", None)
     env.update(extra)
     return env
@@ -44,3 +46,30 @@ def finish(proc: subprocess.Popen, log: Path, timeout: float) -> tuple[int, str]
         pytest.fail(f"`{' '.join(map(str, proc.args[2:]))}` did not end in {timeout:.0f} s:\n"
                     f"{log.read_text(errors='replace')[-4000:]}")
     return proc.returncode, log.read_text(errors="replace")
+
+
+def doc_commands(doc: Path = REPO / "docs" / "sweeps.md") -> dict[str, list[str]]:
+    """The commands of the ``bash`` blocks of the guide, by the number of their section (``## 3. ...``)."""
+    out: dict[str, list[str]] = {}
+    section, block = None, None
+    for line in doc.read_text().splitlines():
+        if line.startswith("## "):
+            section = line[3:].split(".", 1)[0].strip()
+        elif line.strip() == "```bash":
+            block = []
+        elif line.strip() == "```" and block is not None:
+            text = "\n".join(block).replace("\\\n", " ")
+            out.setdefault(section, []).extend(" ".join(c.split()) for c in text.splitlines() if c.strip())
+            block = None
+        elif block is not None:
+            block.append(line)
+    return out
+
+
+def wait_for(ready, timeout: float, what: str) -> None:
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if ready():
+            return
+        time.sleep(0.2)
+    pytest.fail(f"no {what} after {timeout:.0f} s")

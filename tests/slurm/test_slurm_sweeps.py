@@ -8,6 +8,7 @@ attempts of a 1-minute job) overlap the other tests. Each check then waits for i
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 import sys
@@ -16,13 +17,15 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+import yaml
 
-from slurm_jobs import LAUNCHER, N_VAL, REPO, finish, job_env, start_benchmark
+from slurm_jobs import LAUNCHER, N_VAL, REPO, doc_commands, finish, job_env, start_benchmark, wait_for
 
 # a 1-minute job that needs longer: occlusion at stride 2 takes seconds per image (at nice 19, so the
-# other tests keep the CPU); USR2 30 s before the end, one requeue, then it fails
+# other tests keep the CPU); one requeue, then it fails. Slurm checks time limits every 30 s, so USR2
+# comes 5 to 35 s before the end: a longer signal_delay_s could reach a job still starting Python.
 TIMEOUT_SWEEP = ["method=grad_cam", "metric=occlusion_correlation", "metric.options.stride=2", "batch_size=1",
-                 "part_size=1", "dataset.limit=40", "hydra.launcher.timeout_min=1", "hydra.launcher.signal_delay_s=30",
+                 "part_size=1", "dataset.limit=40", "hydra.launcher.timeout_min=1", "hydra.launcher.signal_delay_s=5",
                  "hydra.launcher.max_num_timeout=1",
                  'hydra.launcher.setup=["export PYTHONUNBUFFERED=1","export OMP_NUM_THREADS=1",'
                  '"renice -n 19 -p $$ >/dev/null"]']
@@ -34,6 +37,11 @@ WANDB_SWEEP = ["method=grad_cam,gradient", "dataset.limit=4", "logger=wandb"]
 def only(paths):
     (path,) = list(paths)
     return path
+
+
+def job_folder(submitit: Path) -> Path:
+    """The submitit folder of a sweep's only job: ``<id>/`` (one job) or ``<array id>_<task>/`` (an array)."""
+    return only(p.parent for p in submitit.glob("*/*_submitted.pkl"))
 
 
 @pytest.fixture(scope="module")
@@ -61,32 +69,69 @@ def run_folders(results: Path, experiment: str, method: str) -> list[Path]:
     return sorted((results / "runs" / experiment / "toy_vgg" / method).glob("*/localization-*"))
 
 
-def test_sharded_sweep_merges_to_the_unsharded_run(slurm_cluster, slurm_cache, background, tmp_path):
-    env = job_env(slurm_cluster, slurm_cache)
-    common = ["model=toy_vgg", "device=cpu", "method=grad_cam,gradient", "batch_size=2"]
-    # the reference: one unsharded local run per method over the first 12 images
-    local = start_benchmark(["-m", *common, "dataset.limit=12", f"paths.results={tmp_path / 'single'}"], env,
-                            tmp_path / "single.log")
-    # 2 methods x 2 shards = 4 Slurm jobs; each shard keeps its first 6 images (strided): the same 12
-    code, out = finish(start_benchmark(["-m", *LAUNCHER, *common, "dataset.num_shards=2", "dataset.shard=0,1",
-                                        "dataset.limit=6", f"paths.results={tmp_path / 'sharded'}"],
-                                       env, tmp_path / "sharded.log"), tmp_path / "sharded.log", 300)
+def bash(command: str, cwd: Path, env: dict[str, str]) -> str:
+    out = subprocess.run(["bash", "-c", command], cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, f"`{command}` exited with {out.returncode}:\n{out.stdout[-3000:]}{out.stderr[-3000:]}"
+    return out.stdout + out.stderr
+
+
+def test_the_guide_sharded_sweep_watched_merged_and_rerun(slurm_cluster, slurm_cache, background, tmp_path):
+    """The guide's commands (docs/sweeps.md, sections 1, 2, 4, 5) as written, from an empty folder; the
+    merged records are byte-identical to those of a local unsharded run."""
+    commands, env = doc_commands(), job_env(slurm_cluster, slurm_cache)
+    guide = tmp_path / "guide"
+    guide.mkdir()
+    # the reference: one unsharded local run per method over the first 12 images (each shard keeps 6, strided)
+    local = start_benchmark(["-m", "model=toy_vgg", "device=cpu", "method=grad_cam,gradient", "batch_size=2",
+                             "dataset.limit=12", f"paths.results={tmp_path / 'single'}"], env, tmp_path / "single.log")
+    (submit,) = commands["1"]
+    assert "dataset.num_shards=2 dataset.shard=0,1 dataset.limit=6 batch_size=2" in submit
+    with open(tmp_path / "sweep.log", "wb") as log:
+        sweep = subprocess.Popen(["bash", "-c", submit], cwd=guide, env=env, stdout=log, stderr=subprocess.STDOUT)
+    runs = guide / "results/runs/default"
+    wait_for(lambda: len(list(runs.glob(".submitit/*_*/*_0_log.out"))) == 4
+             and len(list(runs.glob("toy_vgg/*/synthetic_val/*/shard-*"))) == 4, 300, "4 running tasks")
+    watched = "\n".join(bash(command, guide, env) for command in commands["2"])  # watching, while it runs
+    assert "shard-0-of-2" in watched and "_0_log.out" not in watched
+    code, out = finish(sweep, tmp_path / "sweep.log", 300)
     assert code == 0, out[-4000:]
-    submitit = tmp_path / "sharded/runs/default/.submitit"
-    script = only(submitit.glob("*/*_submission.sh")).read_text()
+    script = only(runs.glob(".submitit/*/*_submission.sh")).read_text()
     assert "#SBATCH --array=0-3" in script and "#SBATCH --gpus-per-node=0" in script  # device=cpu: no GPU asked
-    assert len(list(submitit.glob("*_*/*_result.pkl"))) == 4
-    merge = subprocess.run([sys.executable, "-m", "benchmark.runs.merge", "--results", str(tmp_path / "sharded")],
-                           cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
-    assert merge.returncode == 0 and merge.stdout.count("merged: ") == 2, merge.stdout + merge.stderr
+    assert len(list(runs.glob(".submitit/*_*/*_result.pkl"))) == 4
+    merge, report = commands["4"]
+    assert bash(merge, guide, env).count("merged: ") == 2
+    bash(report, guide, env)
+    assert list((guide / "results/tables").iterdir())
     assert finish(local, tmp_path / "single.log", 300)[0] == 0
+    records = {}
     for method in ("grad_cam", "gradient"):
-        ours, theirs = (only(run_folders(tmp_path / name, "default", method)) for name in ("sharded", "single"))
+        ours, theirs = (only(run_folders(root, "default", method)) for root in (guide / "results", tmp_path / "single"))
         assert ours.name == theirs.name  # the merged run is the unsharded run's folder (same config hash)
         assert [p.name for p in sorted(ours.glob("shard-*"))] == ["shard-0-of-2", "shard-1-of-2"]
-        assert (ours / "records.parquet").read_bytes() == (theirs / "records.parquet").read_bytes()
+        records[method] = (ours / "records.parquet").read_bytes()
+        assert records[method] == (theirs / "records.parquet").read_bytes()
         a, b = (json.loads((r / "summary.json").read_text()) for r in (ours, theirs))
         assert a["config_hash"] == b["config_hash"] and a["metrics"] == b["metrics"] and a["counts"]["images"] == 12
+    # 5: the command that reruns one job: it had finished, so it stops at once and changes nothing
+    (rerun,) = commands["5"]
+    assert "dataset.shard=1" in rerun and bash(rerun, guide, env).count("#0 :") == 1
+    shard = only(runs.glob("toy_vgg/gradient/synthetic_val/*/shard-1-of-2"))
+    assert "finished with the same configuration" in (shard / "run.log").read_text()
+    assert (only(run_folders(guide / "results", "default", "gradient")) / "records.parquet").read_bytes() \
+        == records["gradient"]
+
+
+def test_the_guide_cluster_settings_compose(tmp_path):
+    """Section 6's command, composed only (``--cfg hydra``): it names a partition this cluster lacks."""
+    (command,) = doc_commands()["6"]
+    env = {**os.environ, "PYTHONPATH": str(REPO), "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    out = subprocess.run(["bash", "-c", command + " --cfg hydra"], cwd=tmp_path, capture_output=True, text=True,
+                         env=env, timeout=120)
+    assert out.returncode == 0, out.stderr[-3000:]
+    launcher = yaml.safe_load(out.stdout)["hydra"]["launcher"]
+    assert (launcher["partition"], launcher["account"], launcher["timeout_min"], launcher["mem_gb"]) == \
+        ("gpu", "myproject", 600, 32)
+    assert launcher["_target_"] == "hydra_plugins.benchmark_launcher.submitit_launcher.SlurmLauncher"
 
 
 def _first_part(results: Path, timeout: float) -> Path:
@@ -109,12 +154,13 @@ def test_preempted_job_is_requeued_and_resumes_from_its_parts(slurm_cluster, slu
     sweep = start_benchmark(["-m", *LAUNCHER, *args, "hydra.launcher.timeout_min=20", f"paths.results={results}"],
                             env, log)
     _first_part(results, 240)
-    job = only(p.name for p in (results / "runs/preempt/.submitit").iterdir() if "_" in p.name)  # <array>_<task>
-    subprocess.run(["scancel", "--signal=USR2", job], env=env, check=True, timeout=30)
+    job = job_folder(results / "runs/preempt/.submitit").name
+    (scancel,) = doc_commands()["3"]  # the guide's command
+    subprocess.run(["bash", "-c", scancel.replace("<array id>_<task>", job)], env=env, check=True, timeout=30)
     code, out = finish(sweep, log, 300)
     assert code == 0, out[-4000:]
     job_log = (results / f"runs/preempt/.submitit/{job}/{job}_0_log.out").read_text()
-    assert "this job is preempted" in job_log and f"Requeued job {job.split('_')[0]}" in job_log, job_log[-3000:]
+    assert "this job is preempted" in job_log and f"Requeued job {job}" in job_log, job_log[-3000:]
     run = only(run_folders(results, "preempt", "grad_cam"))
     resumed = json.loads((run / "timing.json").read_text())["images_resumed"]
     computed = N_VAL - resumed
@@ -135,15 +181,15 @@ def test_failing_job_fails_alone_and_is_named(background):
     code, out = finish(proc, log, 300)
     assert code == 1, out[-4000:]
     finished = [json.loads((r / "summary.json").read_text())["config"]["method"]["layer"]
-                for r in run_folders(results, "failing", "grad_cam")]
+                for r in (results / "runs/failing/toy_vgg").glob("grad_cam@*/*/localization-*")]
     assert sorted(finished) == ["features.12", "features.16"]  # the other two jobs finished
     match = re.search(r"1 of 3 jobs failed \(the others finished\):\n[^\n]*#1 [^\n]*method\.layer=features\.99"
                       r"[^\n]* \(Slurm job (\d+_1)\): ([^\n]*)\n\s+log: (\S+)", out)
     assert match, out[-4000:]
     assert "features.99" in match[2]
-    stderr = Path(match[3])
-    assert stderr == results / f"runs/failing/.submitit/{match[1]}/{match[1]}_0_log.err"
-    assert "features.99" in stderr.read_text()  # the traceback is where the message says
+    job_log = Path(match[3])
+    assert job_log == results / f"runs/failing/.submitit/{match[1]}/{match[1]}_0_log.out"
+    assert "Traceback" in job_log.read_text() and "features.99" in job_log.read_text()  # where the report says
 
 
 def test_wandb_offline_writes_one_run_per_job(background):
@@ -163,7 +209,7 @@ def test_timed_out_job_is_requeued_then_fails_leaving_only_complete_parts(backgr
     code, out = finish(proc, log, 420)
     assert code == 1, out[-4000:]
     assert "timed-out too many times" in out and "1 of 1 jobs failed" in out, out[-4000:]
-    job_dir = only(p for p in (results / "runs/timeout/.submitit").iterdir() if "_" in p.name)
+    job_dir = job_folder(results / "runs/timeout/.submitit")
     job_log = (job_dir / f"{job_dir.name}_0_log.out").read_text()
     signals = re.findall(r"^submitit WARNING .*Caught signal USR2.*this job is timed-out", job_log, re.M)
     assert len(signals) == 2 and "Requeued job" in job_log, job_log[-3000:]
