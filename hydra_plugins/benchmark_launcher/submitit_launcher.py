@@ -26,6 +26,7 @@ from typing import Any, Sequence
 from hydra.core.singleton import Singleton
 from hydra.core.utils import JobReturn, JobStatus, filter_overrides
 from hydra_plugins.hydra_submitit_launcher import submitit_launcher
+from submitit.core.utils import FailedJobError
 
 log = logging.getLogger(__name__)
 # squeue states of a job that may still write its result (REQUEUED and PREEMPTED come before PENDING again)
@@ -91,7 +92,14 @@ class SlurmLauncher(submitit_launcher.SlurmLauncher):
         try:
             while not job.done() and squeue_state(job.job_id) in ACTIVE | {None}:
                 time.sleep(2)
-            return job.results()[0]  # waits a little for a result file, else raises naming the job's logs
+            if job.done():
+                return job.results()[0]
+            # ended without submitit knowing (no sacct): read the result file, waiting a little for it;
+            # without one this raises UncompletedJobError with the task's state and the end of its logs
+            outcome, result = job._get_outcome_and_result()
+            if outcome == "error":
+                raise FailedJobError(f"Job {job.job_id} raised:\n{result}")
+            return result
         except Exception as err:  # noqa: BLE001  (submitit's UncompletedJobError, FailedJobError)
             ret = JobReturn(overrides=list(overrides), status=JobStatus.FAILED)
             ret._return_value = err

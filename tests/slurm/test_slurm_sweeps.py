@@ -21,11 +21,12 @@ import yaml
 
 from slurm_jobs import LAUNCHER, N_VAL, REPO, doc_commands, finish, job_env, start_benchmark, wait_for
 
-# a 1-minute job that needs longer: occlusion at stride 2 takes seconds per image (at nice 19, so the
+# a 2-minute job that needs longer: occlusion at stride 4 takes seconds per image (at nice 19, so the
 # other tests keep the CPU); one requeue, then it fails. Slurm checks time limits every 30 s, so USR2
-# comes 5 to 35 s before the end: a longer signal_delay_s could reach a job still starting Python.
-TIMEOUT_SWEEP = ["method=grad_cam", "metric=occlusion_correlation", "metric.options.stride=2", "batch_size=1",
-                 "part_size=1", "dataset.limit=40", "hydra.launcher.timeout_min=1", "hydra.launcher.signal_delay_s=5",
+# comes 1 to 31 s before the end; a 1-minute limit could signal a job still importing torch on a busy
+# machine, which a signal kills before submitit can catch it.
+TIMEOUT_SWEEP = ["method=grad_cam", "metric=occlusion_correlation", "metric.options.stride=4", "batch_size=1",
+                 "part_size=1", "dataset.limit=100", "hydra.launcher.timeout_min=2", "hydra.launcher.signal_delay_s=1",
                  "hydra.launcher.max_num_timeout=1",
                  'hydra.launcher.setup=["export PYTHONUNBUFFERED=1","export OMP_NUM_THREADS=1",'
                  '"renice -n 19 -p $$ >/dev/null"]']
@@ -92,7 +93,7 @@ def test_the_guide_sharded_sweep_watched_merged_and_rerun(slurm_cluster, slurm_c
     wait_for(lambda: len(list(runs.glob(".submitit/*_*/*_0_log.out"))) == 4
              and len(list(runs.glob("toy_vgg/*/synthetic_val/*/shard-*"))) == 4, 300, "4 running tasks")
     watched = "\n".join(bash(command, guide, env) for command in commands["2"])  # watching, while it runs
-    assert "shard-0-of-2" in watched and "_0_log.out" not in watched
+    assert "shard-0-of-2" in watched and "JOBID" in watched
     code, out = finish(sweep, tmp_path / "sweep.log", 300)
     assert code == 0, out[-4000:]
     script = only(runs.glob(".submitit/*/*_submission.sh")).read_text()
@@ -125,7 +126,9 @@ def test_the_guide_cluster_settings_compose(tmp_path):
     """Section 6's command, composed only (``--cfg hydra``): it names a partition this cluster lacks."""
     (command,) = doc_commands()["6"]
     env = {**os.environ, "PYTHONPATH": str(REPO), "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
-    out = subprocess.run(["bash", "-c", command + " --cfg hydra"], cwd=tmp_path, capture_output=True, text=True,
+    assert command.startswith("python -m benchmark -m ")
+    composed = command.replace("python -m benchmark -m ", "python -m benchmark ", 1) + " --cfg hydra"  # no multirun
+    out = subprocess.run(["bash", "-c", composed], cwd=tmp_path, capture_output=True, text=True,
                          env=env, timeout=120)
     assert out.returncode == 0, out.stderr[-3000:]
     launcher = yaml.safe_load(out.stdout)["hydra"]["launcher"]
@@ -206,7 +209,7 @@ def test_wandb_offline_writes_one_run_per_job(background):
 
 def test_timed_out_job_is_requeued_then_fails_leaving_only_complete_parts(background):
     proc, log, results = background["timeout"]
-    code, out = finish(proc, log, 420)
+    code, out = finish(proc, log, 480)
     assert code == 1, out[-4000:]
     assert "timed-out too many times" in out and "1 of 1 jobs failed" in out, out[-4000:]
     job_dir = job_folder(results / "runs/timeout/.submitit")
@@ -218,4 +221,4 @@ def test_timed_out_job_is_requeued_then_fails_leaving_only_complete_parts(backgr
     assert not list(results.rglob("*.tmp")) and not list(results.rglob(".*.tmp"))
     parts = sorted((run / "parts").glob("part-*.parquet"))
     ids = [i for p in parts for i in pd.read_parquet(p)["image_id"]]  # every part is a readable, whole part
-    assert len(ids) == len(set(ids)) == len(parts) and len(ids) < 40
+    assert len(ids) == len(set(ids)) == len(parts) and 0 < len(ids) < 100
