@@ -21,18 +21,21 @@ import yaml
 
 from slurm_jobs import LAUNCHER, N_VAL, REPO, doc_commands, finish, job_env, start_benchmark, wait_for
 
-# a 2-minute job that needs longer: occlusion at stride 4 takes seconds per image (at nice 19, so the
+# a 2-minute job that needs far longer: occlusion at stride 2 takes seconds per image (at nice 19, so the
 # other tests keep the CPU); one requeue, then it fails. Slurm checks time limits every 30 s, so USR2
 # comes 1 to 31 s before the end; a 1-minute limit could signal a job still importing torch on a busy
 # machine, which a signal kills before submitit can catch it.
-TIMEOUT_SWEEP = ["method=grad_cam", "metric=occlusion_correlation", "metric.options.stride=4", "batch_size=1",
-                 "part_size=1", "dataset.limit=100", "hydra.launcher.timeout_min=2", "hydra.launcher.signal_delay_s=1",
+TIMEOUT_SWEEP = ["method=grad_cam", "metric=occlusion_correlation", "metric.options.stride=2", "batch_size=1",
+                 "part_size=1", f"dataset.limit={N_VAL}", "hydra.launcher.timeout_min=2", "hydra.launcher.signal_delay_s=1",
                  "hydra.launcher.max_num_timeout=1",
                  'hydra.launcher.setup=["export PYTHONUNBUFFERED=1","export OMP_NUM_THREADS=1",'
                  '"renice -n 19 -p $$ >/dev/null"]']
 # a sweep of three jobs, one with a layer toy_vgg does not have
 FAILING_SWEEP = ["method=grad_cam", "method.layer=features.16,features.99,features.12", "dataset.limit=4"]
 WANDB_SWEEP = ["method=grad_cam,gradient", "dataset.limit=4", "logger=wandb"]
+# a job cancelled while it runs ends without a result (submitit ignores SIGTERM, SIGKILL follows)
+CANCELLED_SWEEP = ["method=grad_cam", "metric=occlusion_correlation", "metric.options.stride=4", "batch_size=1",
+                   "part_size=1", "dataset.limit=100", "hydra.launcher.timeout_min=20"]
 
 
 def only(paths):
@@ -51,9 +54,9 @@ def background(slurm_cluster, slurm_cache, tmp_path_factory):
     root = tmp_path_factory.mktemp("background")
     runs = {}
     for name, args, extra in (("timeout", TIMEOUT_SWEEP, {}), ("failing", FAILING_SWEEP, {}),
-                              ("wandb", WANDB_SWEEP, {"WANDB_MODE": "offline"})):
+                              ("wandb", WANDB_SWEEP, {"WANDB_MODE": "offline"}), ("cancelled", CANCELLED_SWEEP, {})):
         results = root / name
-        if name == "timeout":  # its occlusion maps are cached under its results too: all checked for torn files
+        if name in ("timeout", "cancelled"):  # occlusion maps cached under its results: checked for torn files
             args = [*args, f"metric.options.cache_dir={results / 'occlusion-cache'}"]
         env = job_env(slurm_cluster, slurm_cache, **extra)
         log = root / f"{name}.log"
@@ -68,6 +71,18 @@ def background(slurm_cluster, slurm_cache, tmp_path_factory):
 
 def run_folders(results: Path, experiment: str, method: str) -> list[Path]:
     return sorted((results / "runs" / experiment / "toy_vgg" / method).glob("*/localization-*"))
+
+
+def test_a_job_cancelled_while_running_fails_with_its_log_named(slurm_cluster, background):
+    """Without accounting (sacct), submitit alone would wait forever for a job that ended without a result."""
+    proc, log, results = background["cancelled"]
+    _first_part(results, 300)
+    job = job_folder(results / "runs/cancelled/.submitit").name
+    subprocess.run(["scancel", job], env=slurm_cluster.env, check=True, timeout=30)
+    code, out = finish(proc, log, 180)
+    assert code == 1, out[-4000:]
+    assert "1 of 1 jobs failed" in out and f"(Slurm job {job}): Job {job}" in out and "has not produced any output" in out
+    assert f"log: {results}/runs/cancelled/.submitit/{job}/{job}_0_log.out" in out, out[-4000:]
 
 
 def bash(command: str, cwd: Path, env: dict[str, str]) -> str:
@@ -221,4 +236,4 @@ def test_timed_out_job_is_requeued_then_fails_leaving_only_complete_parts(backgr
     assert not list(results.rglob("*.tmp")) and not list(results.rglob(".*.tmp"))
     parts = sorted((run / "parts").glob("part-*.parquet"))
     ids = [i for p in parts for i in pd.read_parquet(p)["image_id"]]  # every part is a readable, whole part
-    assert len(ids) == len(set(ids)) == len(parts) and 0 < len(ids) < 100
+    assert len(ids) == len(set(ids)) == len(parts) and 0 < len(ids) < N_VAL
