@@ -229,7 +229,7 @@ def test_timed_out_job_is_requeued_then_fails_leaving_only_complete_parts(backgr
     assert "timed-out too many times" in out and "1 of 1 jobs failed" in out, out[-4000:]
     job_dir = job_folder(results / "runs/timeout/.submitit")
     job_log = (job_dir / f"{job_dir.name}_0_log.out").read_text()
-    signals = re.findall(r"^submitit WARNING .*Caught signal USR2.*this job is timed-out", job_log, re.M)
+    signals = re.findall(r"^submitit WARNING .*Caught signal SIGUSR2.*this job is timed-out", job_log, re.M)
     assert len(signals) == 2 and "Requeued job" in job_log, job_log[-3000:]
     (run,) = sorted((results / "runs/timeout/toy_vgg/grad_cam").glob("*/occlusion_correlation-*"))
     assert not (run / "summary.json").exists() and not (run / "records.parquet").exists()
