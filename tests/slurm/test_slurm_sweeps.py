@@ -18,6 +18,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import yaml
+from hydra_plugins.benchmark_launcher.submitit_launcher import squeue_state
 
 from slurm_jobs import LAUNCHER, N_VAL, REPO, doc_commands, finish, job_env, start_benchmark, wait_for
 
@@ -33,9 +34,8 @@ TIMEOUT_SWEEP = ["method=grad_cam", "metric=occlusion_correlation", "metric.opti
 # a sweep of three jobs, one with a layer toy_vgg does not have
 FAILING_SWEEP = ["method=grad_cam", "method.layer=features.16,features.99,features.12", "dataset.limit=4"]
 WANDB_SWEEP = ["method=grad_cam,gradient", "dataset.limit=4", "logger=wandb"]
-# a job cancelled while it runs ends without a result (submitit ignores SIGTERM, SIGKILL follows)
-CANCELLED_SWEEP = ["method=grad_cam", "metric=occlusion_correlation", "metric.options.stride=4", "batch_size=1",
-                   "part_size=1", "dataset.limit=100", "hydra.launcher.timeout_min=20"]
+# a job cancelled while it runs ends without a result (submitit ignores SIGTERM; SIGKILL follows)
+CANCELLED_SWEEP = ["method=grad_cam", "batch_size=1", f"dataset.limit={N_VAL}", "hydra.launcher.timeout_min=20"]
 
 
 def only(paths):
@@ -56,7 +56,7 @@ def background(slurm_cluster, slurm_cache, tmp_path_factory):
     for name, args, extra in (("timeout", TIMEOUT_SWEEP, {}), ("failing", FAILING_SWEEP, {}),
                               ("wandb", WANDB_SWEEP, {"WANDB_MODE": "offline"}), ("cancelled", CANCELLED_SWEEP, {})):
         results = root / name
-        if name in ("timeout", "cancelled"):  # occlusion maps cached under its results: checked for torn files
+        if name == "timeout":  # its occlusion maps are cached under its results too: all checked for torn files
             args = [*args, f"metric.options.cache_dir={results / 'occlusion-cache'}"]
         env = job_env(slurm_cluster, slurm_cache, **extra)
         log = root / f"{name}.log"
@@ -73,16 +73,61 @@ def run_folders(results: Path, experiment: str, method: str) -> list[Path]:
     return sorted((results / "runs" / experiment / "toy_vgg" / method).glob("*/localization-*"))
 
 
-def test_a_job_cancelled_while_running_fails_with_its_log_named(slurm_cluster, background):
+def test_a_job_cancelled_while_running_fails_with_its_log_named(slurm_cluster, background, monkeypatch):
     """Without accounting (sacct), submitit alone would wait forever for a job that ended without a result."""
+    monkeypatch.setenv("SLURM_CONF", str(slurm_cluster.conf))
     proc, log, results = background["cancelled"]
-    _first_part(results, 300)
-    job = job_folder(results / "runs/cancelled/.submitit").name
+    submitit = results / "runs/cancelled/.submitit"
+    wait_for(lambda: list(submitit.glob("*/*_submitted.pkl")), 300, "submitted job")
+    job = job_folder(submitit).name
+    wait_for(lambda: squeue_state(job) == "RUNNING", 300, f"job {job} running")
     subprocess.run(["scancel", job], env=slurm_cluster.env, check=True, timeout=30)
     code, out = finish(proc, log, 180)
     assert code == 1, out[-4000:]
     assert "1 of 1 jobs failed" in out and f"(Slurm job {job}): Job {job}" in out and "has not produced any output" in out
     assert f"log: {results}/runs/cancelled/.submitit/{job}/{job}_0_log.out" in out, out[-4000:]
+
+
+def _first_part(results: Path, timeout: float) -> Path:
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        parts = sorted(results.glob("runs/**/parts/part-*.parquet"))
+        if parts:
+            return parts[0]
+        time.sleep(0.1)
+    pytest.fail(f"no record part under {results} after {timeout:.0f} s")
+
+
+def test_preempted_job_is_requeued_and_resumes_from_its_parts(slurm_cluster, slurm_cache, background, tmp_path):
+    env = job_env(slurm_cluster, slurm_cache)
+    # timeout_min=20: submitit counts a USR2 in the first 10 minutes as a pre-emption, not a time-out
+    args = ["model=toy_vgg", "device=cpu", "method=grad_cam", "batch_size=1", "part_size=10",
+            f"dataset.limit={N_VAL}", "experiment_name=preempt"]
+    local = start_benchmark(["-m", *args, f"paths.results={tmp_path / 'plain'}"], env, tmp_path / "plain.log")
+    results, log = tmp_path / "slurm", tmp_path / "slurm.log"
+    sweep = start_benchmark(["-m", *LAUNCHER, *args, "hydra.launcher.timeout_min=20", f"paths.results={results}"],
+                            env, log)
+    _first_part(results, 240)
+    job = job_folder(results / "runs/preempt/.submitit").name
+    (scancel,) = doc_commands()["3"]  # the guide's command
+    subprocess.run(["bash", "-c", scancel.replace("<array id>_<task>", job)], env=env, check=True, timeout=30)
+    code, out = finish(sweep, log, 300)
+    assert code == 0, out[-4000:]
+    job_log = (results / f"runs/preempt/.submitit/{job}/{job}_0_log.out").read_text()
+    assert "this job is preempted" in job_log and f"Requeued job {job}" in job_log, job_log[-3000:]
+    run = only(run_folders(results, "preempt", "grad_cam"))
+    resumed = json.loads((run / "timing.json").read_text())["images_resumed"]
+    computed = N_VAL - resumed
+    assert 0 < resumed < N_VAL, f"{resumed} of {N_VAL} images from parts"
+    # the requeued attempt's progress counts only the images it computed itself
+    last_attempt = job_log.rsplit("Starting with JobEnvironment", 1)[1]
+    assert f"toy_vgg/grad_cam/synthetic_val: {computed}/{computed} images (100%)" in last_attempt, last_attempt[-3000:]
+    reused = re.search(r"resuming: (\d+) of (\d+) images reused", last_attempt)
+    assert reused is None or (int(reused[1]), int(reused[2])) == (resumed, N_VAL)
+    assert finish(local, tmp_path / "plain.log", 300)[0] == 0
+    plain = only(run_folders(tmp_path / "plain", "preempt", "grad_cam"))
+    assert run.name == plain.name and (run / "records.parquet").read_bytes() == (plain / "records.parquet").read_bytes()
+    assert pd.read_parquet(run / "records.parquet")["image_id"].nunique() == N_VAL
 
 
 def bash(command: str, cwd: Path, env: dict[str, str]) -> str:
@@ -150,48 +195,6 @@ def test_the_guide_cluster_settings_compose(tmp_path):
     assert (launcher["partition"], launcher["account"], launcher["timeout_min"], launcher["mem_gb"]) == \
         ("gpu", "myproject", 600, 32)
     assert launcher["_target_"] == "hydra_plugins.benchmark_launcher.submitit_launcher.SlurmLauncher"
-
-
-def _first_part(results: Path, timeout: float) -> Path:
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        parts = sorted(results.glob("runs/**/parts/part-*.parquet"))
-        if parts:
-            return parts[0]
-        time.sleep(0.1)
-    pytest.fail(f"no record part under {results} after {timeout:.0f} s")
-
-
-def test_preempted_job_is_requeued_and_resumes_from_its_parts(slurm_cluster, slurm_cache, background, tmp_path):
-    env = job_env(slurm_cluster, slurm_cache)
-    # timeout_min=20: submitit counts a USR2 in the first 10 minutes as a pre-emption, not a time-out
-    args = ["model=toy_vgg", "device=cpu", "method=grad_cam", "batch_size=1", "part_size=10",
-            f"dataset.limit={N_VAL}", "experiment_name=preempt"]
-    local = start_benchmark(["-m", *args, f"paths.results={tmp_path / 'plain'}"], env, tmp_path / "plain.log")
-    results, log = tmp_path / "slurm", tmp_path / "slurm.log"
-    sweep = start_benchmark(["-m", *LAUNCHER, *args, "hydra.launcher.timeout_min=20", f"paths.results={results}"],
-                            env, log)
-    _first_part(results, 240)
-    job = job_folder(results / "runs/preempt/.submitit").name
-    (scancel,) = doc_commands()["3"]  # the guide's command
-    subprocess.run(["bash", "-c", scancel.replace("<array id>_<task>", job)], env=env, check=True, timeout=30)
-    code, out = finish(sweep, log, 300)
-    assert code == 0, out[-4000:]
-    job_log = (results / f"runs/preempt/.submitit/{job}/{job}_0_log.out").read_text()
-    assert "this job is preempted" in job_log and f"Requeued job {job}" in job_log, job_log[-3000:]
-    run = only(run_folders(results, "preempt", "grad_cam"))
-    resumed = json.loads((run / "timing.json").read_text())["images_resumed"]
-    computed = N_VAL - resumed
-    assert 0 < resumed < N_VAL, f"{resumed} of {N_VAL} images from parts"
-    # the requeued attempt's progress counts only the images it computed itself
-    last_attempt = job_log.rsplit("Starting with JobEnvironment", 1)[1]
-    assert f"toy_vgg/grad_cam/synthetic_val: {computed}/{computed} images (100%)" in last_attempt, last_attempt[-3000:]
-    reused = re.search(r"resuming: (\d+) of (\d+) images reused", last_attempt)
-    assert reused is None or (int(reused[1]), int(reused[2])) == (resumed, N_VAL)
-    assert finish(local, tmp_path / "plain.log", 300)[0] == 0
-    plain = only(run_folders(tmp_path / "plain", "preempt", "grad_cam"))
-    assert run.name == plain.name and (run / "records.parquet").read_bytes() == (plain / "records.parquet").read_bytes()
-    assert pd.read_parquet(run / "records.parquet")["image_id"].nunique() == N_VAL
 
 
 def test_failing_job_fails_alone_and_is_named(background):
