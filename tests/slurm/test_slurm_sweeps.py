@@ -1,8 +1,8 @@
 """Sweeps through the real ``hydra/launcher=slurm`` (submitit) on the private one-node cluster.
 
-The three sweeps that only need waiting for (a time-out, a failing job, W&B offline) start in the
-background when the first test of this module runs, so the ~2.5 minutes of the time-out (two
-attempts of a 1-minute job) overlap the other tests. Each check then waits for its own sweep.
+The sweeps that need little from the test (a time-out, a failing job, W&B offline, a job to
+cancel) start in the background when the first test of this module runs, so the ~4.5 minutes of the
+time-out (two attempts of a 2-minute job) overlap the other tests; each check waits for its sweep.
 """
 
 from __future__ import annotations
