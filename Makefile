@@ -17,7 +17,7 @@ VOC_TEST := $(if $(DATA_ROOT),dataset.root=$(DATA_ROOT)/voc2007_test,)
 COCO_VAL := $(if $(DATA_ROOT),dataset.root=$(DATA_ROOT)/coco2014_val,)
 export PYTHONUNBUFFERED := 1
 
-.PHONY: help install demo golden demo-ecosystem test test-slow bench bench-quick tables table1 table2 table3 pointing pointing-modified dashboard clean-results
+.PHONY: help install demo golden demo-ecosystem test test-slow test-slurm bench bench-quick tables table1 table2 table3 pointing pointing-modified dashboard clean-results
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -54,6 +54,9 @@ test: install ## the test suite (fast tests; under 10 minutes on 2 cores)
 
 test-slow: install ## the slow tests only
 	$(PY) -m pytest -q -m slow
+
+test-slurm: install ## sweeps through hydra/launcher=slurm on a private one-node Slurm cluster (root; installs slurm-wlm and munge; ~5 min)
+	$(PY) -m pytest -q -rs -m slurm tests/slurm
 
 BENCH_ARGS ?=
 bench: install ## fast paths vs pytorch-grad-cam and Captum; tables printed, CSVs in results/bench (~7 min on 2 cores)

@@ -35,8 +35,15 @@ def test_slurm_launcher_settings_show_in_cfg():
     launcher = yaml.safe_load(out.stdout)["hydra"]["launcher"]
     assert launcher["_target_"].endswith("submitit_launcher.SlurmLauncher")
     assert (launcher["partition"], launcher["timeout_min"]) == ("gpu", 30)
-    assert launcher["max_num_timeout"] > 0 and launcher["gpus_per_node"] == 1 and launcher["array_parallelism"] > 0
+    assert launcher["max_num_timeout"] > 0 and launcher["gpus_per_node"] is None and launcher["array_parallelism"] > 0
     assert launcher["cpus_per_task"] and launcher["mem_gb"] and any("OMP_NUM_THREADS" in s for s in launcher["setup"])
+
+
+def test_slurm_gpus_follow_the_device():
+    from hydra_plugins.benchmark_launcher.submitit_launcher import _device, gpus_for
+
+    assert [gpus_for(d) for d in ("cpu", "cuda", "cuda:1", "mps")] == [0, 1, 1, 0]
+    assert _device(["method=x", "device=cuda:0"], "cpu") == "cuda:0" and _device(["method=x"], "cpu") == "cpu"
 
 
 def _launcher(overrides):
