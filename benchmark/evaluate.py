@@ -33,7 +33,7 @@ from benchmark.metrics import METRICS, build_metric
 from benchmark.models import build_model
 from benchmark.plugins import load_plugins
 from benchmark.progress import Progress
-from benchmark.runs import provenance
+from benchmark.runs import inputs, provenance
 from benchmark.runs.identity import public_job_state, register_hydra
 from benchmark.runs.overlap import check_training_overlap
 from benchmark.runs.redact import public_config, secret_values
@@ -199,7 +199,7 @@ def evaluate(config: dict | DictConfig, run_dir: Path | None = None) -> dict:
         mcfg = config["method"]
         base = {"config_hash": digest, "config": {k: v for k, v in config.items() if k != "force"}, "run_dir": str(run_dir), "model": info.name,
                 "method": mcfg["label"], "dataset": config["dataset"]["name"], "metric": config["metric"]["name"],
-                "determinism": determinism}
+                "determinism": determinism, "inputs": inputs.inputs(config)}
         try:
             method = _build_method(mcfg, model, info)
         except NotApplicable as err:

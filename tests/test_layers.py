@@ -31,6 +31,7 @@ REPO = Path(__file__).resolve().parents[1]
 PACKAGE = "benchmark"
 LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("foundation", ("benchmark.registry", "benchmark.types", "benchmark.paths", "benchmark.io", "benchmark.config",
+                    "benchmark.names", "benchmark.errors",
                     "benchmark.progress", "benchmark._compat")),
     ("data, models", ("benchmark.data", "benchmark.models")),
     ("methods", ("benchmark.methods",)),
