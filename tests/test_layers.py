@@ -38,7 +38,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("metrics", ("benchmark.metrics",)),
     ("runs", ("benchmark.runs",)),
     ("report, tracking", ("benchmark.report", "benchmark.tracking")),
-    ("entry points", ("benchmark.run", "benchmark.evaluate", "benchmark.plugins", "benchmark.demo",
+    ("entry points", ("benchmark.run", "benchmark.fastpath", "benchmark.evaluate", "benchmark.plugins", "benchmark.demo",
                       "benchmark.__main__", "benchmark", "benchmark.perf", "benchmark.training")),
 ]
 

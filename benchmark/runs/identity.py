@@ -31,11 +31,12 @@ from pathlib import Path
 
 from omegaconf import OmegaConf
 
-from benchmark.config import register_configs
+from benchmark.config import register_configs, validated
 from benchmark.runs import inputs
 from benchmark.runs.redact import public_config, secret_values
 
-NON_SEMANTIC = ("force", "logger", "num_workers", "overlap_postprocessing", "paths", "part_size", "progress")
+NON_SEMANTIC = ("force", "logger", "num_workers", "overlap_postprocessing", "paths", "part_size", "part_seconds",
+                "progress", "verbose")
 DECLARATIONS = (("model", "trained_on"), ("dataset", "parts"),  # checked by the overlap guard, not hashed
                 ("dataset", "image_digest"))  # how the images are digested: the digest itself is hashed
 FOLDER_HASH_LEN = 8
@@ -131,10 +132,10 @@ def finished_summary(run_dir: Path, digest: str) -> dict | None:
     return summary if summary.get("config_hash") == digest and summary.get("status") != "failed" else None
 
 
-def finished(config: dict) -> dict | None:
-    """The summary of the finished run of ``config`` (a plain dict, as ``evaluate`` receives it after
-    validation), or ``None``: cheap, imports neither torch nor any registry, ignores ``force``."""
-    return job_state(config)[2]
+def finished(config) -> dict | None:
+    """The summary of the finished run of ``config`` (a dict or a composed config, validated as ``evaluate``
+    validates it), or ``None``: cheap, imports neither torch nor any registry, ignores ``force``."""
+    return job_state(validated(config))[2]
 
 
 def hydra_run_path(within: str = "", *, _root_) -> str:
