@@ -235,6 +235,8 @@ def _remove_empty_parents(run_dir: Path, runs_root: Path) -> None:
             break
         try:
             parent.rmdir()  # only an empty folder
+        except FileNotFoundError:
+            continue
         except OSError:
             break
 
