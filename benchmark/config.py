@@ -150,13 +150,17 @@ def validated(config) -> dict:
     """``config`` (a dict or Hydra's composed config) merged into the schema, as the command line composes
     it: defaults filled in, types checked, interpolations resolved, so that equivalent configs (``metric``
     without ``options`` or with ``options: {}``) are one config and one run identity. An unknown key is a
-    ``ConfigError`` with a did-you-mean; a missing required key or a value of the wrong type names the key."""
+    ``ConfigError`` with a did-you-mean; a missing required key or a value of the wrong type names the key.
+    A config Hydra composed (a ``DictConfig``) keeps the keys its command line added with ``+``."""
     from omegaconf.errors import ConfigKeyError, OmegaConfBaseException, ValidationError
 
     from benchmark.errors import ConfigError, did_you_mean
 
+    base = base_config()
+    if isinstance(config, DictConfig):  # composed by Hydra, whose schema check let '+key=...' additions in
+        OmegaConf.set_struct(base, False)
     try:
-        merged = OmegaConf.merge(base_config(), OmegaConf.create(config) if isinstance(config, dict) else config)
+        merged = OmegaConf.merge(base, OmegaConf.create(config) if isinstance(config, dict) else config)
     except ConfigKeyError as err:
         key = err.full_key or str(err.key)
         raise ConfigError(f"config key {key!r} does not exist.{did_you_mean(key, schema_keys())} "
