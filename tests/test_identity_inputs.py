@@ -10,7 +10,7 @@ import pytest
 
 from benchmark.registry import Registry, declared_versions
 from benchmark.runs import inputs, stale
-from benchmark.runs.identity import finished, run_dir_for, semantic_config
+from benchmark.runs.identity import finished, job_state, run_dir_for, semantic_config
 
 
 def _prepared(tmp_path, n=3):
@@ -147,3 +147,22 @@ def test_edited_manifest_reruns_and_stale_lists_the_old_run(tiny_synthetic, tmp_
     assert stale.main(["--results", str(tmp_path / "res")]) == 0
     out = capsys.readouterr().out
     assert first["run_dir"] in out and "dataset" in out and second["run_dir"] not in out
+
+
+def test_migrate_moves_a_run_of_the_older_identity_only_when_told(tmp_path, capsys):
+    from benchmark.runs import migrate
+    from benchmark.runs.identity import config_hash
+    from benchmark.runs.store import write_json
+
+    config = _config(tmp_path, _prepared(tmp_path))
+    config["paths"]["results"] = str(tmp_path / "res")
+    old = tmp_path / "res" / "runs" / "e" / "vgg16" / "grad_cam" / "mine"
+    old_hash = config_hash(semantic_config(config, with_inputs=False))
+    write_json(old / "summary.json", {"config": config, "config_hash": old_hash, "status": "finished"})
+    moves, kept = migrate.plan(tmp_path / "res")
+    assert moves == [] and "--assume-unchanged-inputs" in kept[0]
+    assert migrate.main(["--results", str(tmp_path / "res"), "--assume-unchanged-inputs"]) == 0
+    new = run_dir_for(config)
+    summary = json.loads((new / "summary.json").read_text())
+    assert summary["identity_migrated_from"] == old_hash and job_state(config)[2]["config_hash"] == summary["config_hash"]
+    assert stale.stale_runs(tmp_path / "res") == []
