@@ -146,19 +146,28 @@ def schema_keys() -> list[str]:
     return walk(base_config(), "")
 
 
-def validated(config) -> dict:
+def _unlock(node: DictConfig) -> None:
+    OmegaConf.set_struct(node, False)
+    for key in node:
+        child = node._get_node(key)
+        if isinstance(child, DictConfig):
+            _unlock(child)
+
+
+def validated(config, strict: bool = True) -> dict:
     """``config`` (a dict or Hydra's composed config) merged into the schema, as the command line composes
     it: defaults filled in, types checked, interpolations resolved, so that equivalent configs (``metric``
     without ``options`` or with ``options: {}``) are one config and one run identity. An unknown key is a
     ``ConfigError`` with a did-you-mean; a missing required key or a value of the wrong type names the key.
-    A config Hydra composed (a ``DictConfig``) keeps the keys its command line added with ``+``."""
+    A config Hydra composed (a ``DictConfig``, or ``strict=False`` for its plain copy) keeps the keys its
+    command line added with ``+``."""
     from omegaconf.errors import ConfigKeyError, OmegaConfBaseException, ValidationError
 
     from benchmark.errors import ConfigError, did_you_mean
 
     base = base_config()
-    if isinstance(config, DictConfig):  # composed by Hydra, whose schema check let '+key=...' additions in
-        OmegaConf.set_struct(base, False)
+    if not strict or isinstance(config, DictConfig):  # composed by Hydra, whose schema check let '+key=...' additions in
+        _unlock(base)
     try:
         merged = OmegaConf.merge(base, OmegaConf.create(config) if isinstance(config, dict) else config)
     except ConfigKeyError as err:

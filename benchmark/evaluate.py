@@ -166,14 +166,16 @@ def _evaluated_ids(ds: dict) -> list[str]:
                            shard=ds.get("shard", 0), limit=ds.get("limit")).image_ids
 
 
-def evaluate(config: dict | DictConfig, run_dir: Path | None = None) -> dict:
+def evaluate(config: dict | DictConfig, run_dir: Path | None = None, strict: bool = True) -> dict:
     """Run one (model, method, dataset, metric) job (a config dict, or Hydra's composed config); returns its summary.
 
     Inputs are checked before the run folder is written to (training data overlapping the evaluated
     images, method layer, class indices, missing image files), so a bad input leaves no partial
     output; the run holds the folder's lock.
     """
-    config = validated(config)  # the schema of the command line: unknown keys, missing keys, one identity
+    # the schema of the command line: unknown keys, missing keys, one identity (``strict=False``: a plain
+    # copy of Hydra's composed config, whose '+key=...' additions Hydra allowed)
+    config = validated(config, strict)
     config = public_config(config, secret_values(config))  # secrets are never hashed, written or logged
     load_plugins(config.get("plugins"))
     check_options(config)

@@ -82,7 +82,7 @@ def main(cfg: DictConfig) -> None:
 
     with tracked(config) as tracker:
         try:
-            summary = evaluate(config)
+            summary = evaluate(config, strict=False)  # Hydra checked the keys ('+key=...' adds one)
         except BaseException as err:
             _log_failure(err, config)
             if HydraConfig.initialized():
