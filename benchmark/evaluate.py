@@ -223,24 +223,8 @@ def evaluate(config: dict | DictConfig, run_dir: Path | None = None, strict: boo
             try:
                 return _run(config, store, base, model, info, method, metric, dataset, prep, device)
             except KeyboardInterrupt:
-                store.discard_if_empty()  # an interrupt before the first part leaves no folder
-                _remove_empty_parents(run_dir, Path(config["paths"]["results"]) / "runs")
+                store.discard_if_empty(Path(config["paths"]["results"]) / "runs")  # an interrupt before the first part leaves no folder
                 raise
-
-
-def _remove_empty_parents(run_dir: Path, runs_root: Path) -> None:
-    """Remove the folders above ``run_dir`` left empty, up to (not including) ``runs_root``."""
-    root = runs_root.resolve()
-    for parent in [run_dir, *run_dir.parents]:
-        here = parent.resolve()
-        if here == root or root not in here.parents:
-            break
-        try:
-            parent.rmdir()  # only an empty folder
-        except FileNotFoundError:
-            continue
-        except OSError:
-            break
 
 
 def _run(config, store, base, model, info, method, metric, dataset, prep, device) -> dict:

@@ -140,9 +140,10 @@ class RunStore:
         self.parts.mkdir(parents=True, exist_ok=True)
         write_json(marker, {"config_hash": digest, "config": config})
 
-    def discard_if_empty(self) -> None:
-        """Remove the folder's run marker and empty ``parts/`` (and the folder, when nothing else is
-        left but the lock) after a run stopped before writing any result."""
+    def discard_if_empty(self, runs_root: Path | None = None) -> None:
+        """After a run stopped before writing any result: remove the folder's run marker and empty
+        ``parts/``, the folder when nothing but the lock is left, and the folders above it left empty
+        up to (not including) ``runs_root``."""
         if self.holds_results():
             return
         (self.dir / RUN_CONFIG).unlink(missing_ok=True)
@@ -152,6 +153,14 @@ class RunStore:
             (self.dir / LOCK).unlink(missing_ok=True)
             with contextlib.suppress(OSError):
                 self.dir.rmdir()
+        root = Path(runs_root).resolve() if runs_root is not None else None
+        for parent in self.dir.parents if root is not None and not self.dir.exists() else ():
+            if parent.resolve() == root or root not in parent.resolve().parents:
+                break
+            try:
+                parent.rmdir()  # only an empty folder
+            except OSError:
+                break
 
     def part_files(self) -> list[Path]:
         return sorted(self.parts.glob("part-*.parquet")) if self.parts.is_dir() else []
