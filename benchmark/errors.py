@@ -24,7 +24,7 @@ import sys
 EXIT_USER_ERROR = 2
 EXIT_INTERRUPTED = 130
 USER_ERRORS = [
-    "benchmark.errors.ConfigError", "benchmark.registry.OptionError", "benchmark.data.manifest.ManifestError",
+    "benchmark.errors.ConfigError", "benchmark.registry.OptionError", "benchmark.registry.UnknownEntryError", "benchmark.data.manifest.ManifestError",
     "benchmark.models.zoo.OfflineWeightsError", "benchmark.models.shipped.WeightsError",
     "benchmark.plugins.PluginError", "benchmark.names.UnsafeNameError", "benchmark.names.OutsideRootError",
     "benchmark.io.DiskFullError", "benchmark.runs.overlap.TrainingOverlapError", "benchmark.runs.store.RunFolderBusy",

@@ -22,6 +22,13 @@ from pathlib import Path
 from typing import Any, Callable, Iterator
 
 
+class UnknownEntryError(KeyError):
+    """A name no entry is registered under; the message lists the close and the known names."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""
+
+
 class OptionError(TypeError, ValueError):
     """An option a registered entry does not declare; the message names it and lists the accepted ones."""
 
@@ -75,7 +82,7 @@ class Registry:
         except KeyError:
             close = difflib.get_close_matches(name, self._items, n=3)
             hint = f" Did you mean {', '.join(map(repr, close))}?" if close else ""
-            raise KeyError(
+            raise UnknownEntryError(
                 f"unknown {self.kind} {name!r}.{hint} Known {self.kind}s: {', '.join(sorted(self._items))}"
             ) from None
 

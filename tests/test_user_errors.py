@@ -118,3 +118,13 @@ def test_evaluate_raises_the_same_types_as_the_command_line(tmp_path):
     with pytest.raises(OptionError, match="topk"):
         evaluate({**base, "metric": {"name": "localization", "options": {"topq": 1}}})
     assert not any(tmp_path.iterdir())
+
+
+def test_an_unknown_registry_name_is_a_user_error_with_suggestions():
+    from benchmark.methods import METHODS
+    from benchmark.registry import UnknownEntryError
+
+    with pytest.raises(UnknownEntryError) as err:
+        METHODS.get("gradcam")
+    assert isinstance(err.value, KeyError) and str(err.value).startswith("unknown method 'gradcam'. Did you mean")
+    assert errors.user_error(err.value) is err.value
