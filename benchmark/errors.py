@@ -116,7 +116,10 @@ def choice_error(exc: BaseException, keys=()) -> ConfigError | None:
     found = re.search(r"Could not override '([\w.]+)'", text) or re.search(r"Key '([\w.]+)' (?:is )?not in struct", text)
     if found:
         key = found.group(1)
-        return ConfigError(f"config key {key!r} does not exist.{did_you_mean(key, keys)} "
+        group, _, rest = key.partition(".")
+        option = (f" An option of the {group} goes under {group}.options: {group}.options.{rest}=..."
+                  if group in ("method", "metric") and rest and "." not in rest else "")
+        return ConfigError(f"config key {key!r} does not exist.{did_you_mean(key, keys)}{option} "
                            f"(a new key needs a '+': +{key}=...)")
     return None
 

@@ -58,13 +58,13 @@ def _image_paths(manifest: Path, meta: dict, directory: Path) -> list[Path]:
 
 def dataset_digest(dataset: dict) -> str | None:
     """sha256 of a prepared dataset's manifest, meta.json and images (see the module docstring); ``None``
-    for a generated dataset; ``"missing"`` when the manifest is not there (the run then fails on it)."""
+    for a generated dataset and when the manifest is not there (the run then fails on it, finishing nothing)."""
     if dataset.get("generate"):
         return None
     directory = Path(str(dataset.get("root")))
     manifest, meta_file = directory / "manifest.parquet", directory / "meta.json"
     if not manifest.is_file() or not meta_file.is_file():
-        return "missing"
+        return None
     mode = dataset.get("image_digest") or "stat"
     digest = hashlib.sha256(mode.encode())
     for name in (manifest, meta_file):
