@@ -39,8 +39,7 @@ from benchmark.runs import inputs, provenance
 from benchmark.runs.identity import public_job_state, register_hydra
 from benchmark.runs.overlap import check_training_overlap
 from benchmark.runs.redact import public_config, secret_values
-from benchmark.runs.store import RunStore, write_json
-from benchmark.runs.store import Interrupted, PartWriter
+from benchmark.runs.store import Interrupted, PartWriter, RunStore, write_json
 from benchmark.training import ensure_checkpoint
 
 log = logging.getLogger(__name__)
