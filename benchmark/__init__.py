@@ -10,9 +10,9 @@ import importlib
 import sys
 from types import ModuleType  # not ``import types``: the submodule benchmark.types takes that name here
 
-from benchmark._compat import ensure_torchvision
+from benchmark._compat import install_finder
 
-ensure_torchvision()
+install_finder()  # torchvision's import is prepared when it happens; ``import benchmark`` imports no torch
 
 __version__ = "0.1.0"
 API = {"build_model": "benchmark.models", "build_method": "benchmark.methods",

@@ -14,7 +14,8 @@ raise torchvision's usual "Couldn't load custom C++ ops" error, which this suite
 ``benchmark._compat.main()`` (run by ``make install``) writes a start-up hook into the
 environment's site-packages, only when the extension cannot load: a ``.pth`` line that puts a
 finder on ``sys.meta_path``. Python start-up stays cheap (nothing is imported then); the first
-``import torchvision`` calls ``ensure_torchvision`` and the finder removes itself.
+``import torchvision`` calls ``ensure_torchvision`` and the finder removes itself. ``import benchmark``
+installs the same finder in its process (``install_finder``), so the package imports no torch itself.
 """
 
 from __future__ import annotations
@@ -25,8 +26,6 @@ import os
 import sys
 import sysconfig
 from pathlib import Path
-
-import torch
 
 _SCHEMAS = {
     "nms": "nms(Tensor dets, Tensor scores, float iou_threshold) -> Tensor",
@@ -48,6 +47,8 @@ def _extension_path() -> str | None:
 
 def _has_cpu_kernel(name: str) -> bool:
     """Whether the op has a CPU kernel (the extension's); a schema defined here has none."""
+    import torch
+
     try:
         return bool(torch._C._dispatch_has_kernel_for_dispatch_key(f"torchvision::{name}", "CPU"))
     except RuntimeError:
@@ -55,6 +56,8 @@ def _has_cpu_kernel(name: str) -> bool:
 
 
 def _op_exists(name: str) -> bool:
+    import torch
+
     try:
         torch._C._dispatch_has_kernel_for_dispatch_key(f"torchvision::{name}", "CPU")
         return True
@@ -69,6 +72,8 @@ def ensure_torchvision() -> bool:
     """
     if _state["checked"]:
         return bool(_state["extension_loaded"])
+    import torch
+
     _state["checked"] = True
     if "torchvision" in sys.modules:  # imported already (through the start-up hook, or it loaded by itself)
         _state["extension_loaded"] = bool(sys.modules["torchvision"].extension._has_ops())
@@ -93,6 +98,28 @@ def ensure_torchvision() -> bool:
                 library.define(_SCHEMAS[name])
             _state["library"] = library  # keep the registration alive for the process
     return loaded
+
+
+class _TorchvisionFinder:
+    """On the first ``import torchvision`` of the process, ``ensure_torchvision()`` runs first (once)."""
+
+    @staticmethod
+    def find_spec(name, path=None, target=None):
+        if name == "torchvision":
+            if _TorchvisionFinder in sys.meta_path:
+                sys.meta_path.remove(_TorchvisionFinder)
+            ensure_torchvision()
+        return None
+
+
+def install_finder() -> None:
+    """Prepare torchvision's import lazily: ``import benchmark`` imports neither torch nor torchvision (a
+    finished job is recognised without them), and the first ``import torchvision`` is prepared as
+    ``ensure_torchvision`` does. Where torchvision is imported already, prepare at once."""
+    if "torchvision" in sys.modules:
+        ensure_torchvision()
+    elif _TorchvisionFinder not in sys.meta_path:
+        sys.meta_path.insert(0, _TorchvisionFinder)
 
 
 def torchvision_extension_loaded() -> bool:

@@ -58,6 +58,7 @@ class DatasetConfig:
     # manifest classes -> model outputs when they differ: "model" (by name/id) or a YAML/JSON file
     # {manifest class name: model class name or output index}; null: they must be the same lists
     class_map: Optional[str] = None
+    image_digest: str = "stat"  # how the run identity digests the images: stat (path, size, time) | bytes
 
 
 @dataclass
@@ -80,7 +81,9 @@ class LoggerConfig:
 @dataclass
 class PathsConfig:
     results: str = "results"
-    cache: str = "${oc.env:BENCHMARK_CACHE,.cache}"
+    # one cache for the command line and the Python API: $BENCHMARK_CACHE, else the repository's .cache
+    # (``benchmark.paths.cache_dir``), made absolute, whatever the working directory
+    cache: str = "${benchmark_cache:}"
 
 
 @dataclass
@@ -100,13 +103,23 @@ class Config:
     num_workers: int = 0  # DataLoader workers: JPEG decoding and preprocessing off the main thread
     overlap_postprocessing: bool = True  # host phase of a batch (resize, boxes) beside the next batch's pass
     part_size: int = 512
+    part_seconds: float = 60.0  # a record part is also written after this many seconds (what an interrupt keeps)
     progress: bool = True
+    verbose: bool = False  # tracebacks for user errors too (as HYDRA_FULL_ERROR=1)
     force: bool = False
     on_error: str = "raise"  # raise | record
 
 
+def _cache_root() -> str:
+    from benchmark.paths import cache_dir
+
+    return str(cache_dir())
+
+
 def base_config() -> DictConfig:
     """The schema of the whole config, with the option nodes open to new keys (see ``OPEN_NODES``)."""
+    if not OmegaConf.has_resolver("benchmark_cache"):
+        OmegaConf.register_new_resolver("benchmark_cache", _cache_root)
     node = OmegaConf.structured(Config)
     for key in OPEN_NODES:
         OmegaConf.set_struct(OmegaConf.select(node, key), False)
@@ -116,3 +129,58 @@ def base_config() -> DictConfig:
 def register_configs() -> None:
     """Store the schema as ``base_config`` (the first entry of ``conf/config.yaml``'s defaults)."""
     ConfigStore.instance().store(name="base_config", node=base_config())
+
+
+def schema_keys() -> list[str]:
+    """Every dotted key of the schema (``batch_size``, ``metric.options``, ``dataset.limit``...)."""
+    def walk(node, prefix):
+        out = []
+        for key in node:
+            child = node._get_node(key)
+            dotted = f"{prefix}{key}"
+            out.append(dotted)
+            if isinstance(child, DictConfig) and dotted not in OPEN_NODES:
+                out += walk(child, dotted + ".")
+        return out
+
+    return walk(base_config(), "")
+
+
+def _unlock(node: DictConfig) -> None:
+    OmegaConf.set_struct(node, False)
+    for key in node:
+        child = node._get_node(key)
+        if isinstance(child, DictConfig):
+            _unlock(child)
+
+
+def validated(config, strict: bool = True) -> dict:
+    """``config`` (a dict or Hydra's composed config) merged into the schema, as the command line composes
+    it: defaults filled in, types checked, interpolations resolved, so that equivalent configs (``metric``
+    without ``options`` or with ``options: {}``) are one config and one run identity. An unknown key is a
+    ``ConfigError`` with a did-you-mean; a missing required key or a value of the wrong type names the key.
+    A config Hydra composed (a ``DictConfig``, or ``strict=False`` for its plain copy) keeps the keys its
+    command line added with ``+``."""
+    from omegaconf.errors import ConfigKeyError, OmegaConfBaseException, ValidationError
+
+    from benchmark.errors import ConfigError, did_you_mean
+
+    base = base_config()
+    if not strict or isinstance(config, DictConfig):  # composed by Hydra, whose schema check let '+key=...' additions in
+        _unlock(base)
+    try:
+        merged = OmegaConf.merge(base, OmegaConf.create(config) if isinstance(config, dict) else config)
+    except ConfigKeyError as err:
+        key = err.full_key or str(err.key)
+        raise ConfigError(f"config key {key!r} does not exist.{did_you_mean(key, schema_keys())} "
+                          f"Known keys: {', '.join(k for k in schema_keys() if '.' not in k)}") from None
+    except ValidationError as err:
+        raise ConfigError(f"config key {err.full_key!r}: {err.msg}") from None
+    missing = sorted(OmegaConf.missing_keys(merged))
+    if missing:
+        raise ConfigError(f"config key(s) {', '.join(map(repr, missing))} missing: expected a value "
+                          "(the command line fills them from conf/; a Python config must name them)")
+    try:
+        return OmegaConf.to_container(merged, resolve=True)
+    except OmegaConfBaseException as err:
+        raise ConfigError(f"config key {getattr(err, 'full_key', '')!r}: {getattr(err, 'msg', err)}") from None

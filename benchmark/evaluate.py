@@ -21,9 +21,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
+from benchmark.config import validated
 from benchmark.data.classes import check_classes
+from benchmark.errors import ConfigError
 from benchmark.data.manifest import ManifestError
 from benchmark.data.readers import ManifestDataset
 from benchmark.data.transforms import Preprocess
@@ -32,12 +34,12 @@ from benchmark.methods.base import for_samples
 from benchmark.metrics import METRICS, build_metric
 from benchmark.models import build_model
 from benchmark.plugins import load_plugins
-from benchmark.progress import Progress
-from benchmark.runs import provenance
+from benchmark.progress import Progress, cost_per_map
+from benchmark.runs import inputs, provenance
 from benchmark.runs.identity import public_job_state, register_hydra
 from benchmark.runs.overlap import check_training_overlap
 from benchmark.runs.redact import public_config, secret_values
-from benchmark.runs.store import RunStore, write_json
+from benchmark.runs.store import Interrupted, PartWriter, RunStore, write_json
 from benchmark.training import ensure_checkpoint
 
 log = logging.getLogger(__name__)
@@ -108,10 +110,6 @@ def ensure_dataset(dataset_cfg: dict) -> None:
         prepare(root.parent)
 
 
-class ConfigError(ValueError):
-    """A config value or the inputs it names do not fit; the message names the field and what is expected."""
-
-
 def _check_inputs(dataset: ManifestDataset, info, on_error: str, class_map: str | None = None) -> None:
     """Fail before anything is written when the manifest's files or classes do not fit the run.
 
@@ -167,15 +165,16 @@ def _evaluated_ids(ds: dict) -> list[str]:
                            shard=ds.get("shard", 0), limit=ds.get("limit")).image_ids
 
 
-def evaluate(config: dict | DictConfig, run_dir: Path | None = None) -> dict:
+def evaluate(config: dict | DictConfig, run_dir: Path | None = None, strict: bool = True) -> dict:
     """Run one (model, method, dataset, metric) job (a config dict, or Hydra's composed config); returns its summary.
 
     Inputs are checked before the run folder is written to (training data overlapping the evaluated
     images, method layer, class indices, missing image files), so a bad input leaves no partial
     output; the run holds the folder's lock.
     """
-    if isinstance(config, DictConfig):
-        config = OmegaConf.to_container(config, resolve=True)
+    # the schema of the command line: unknown keys, missing keys, one identity (``strict=False``: a plain
+    # copy of Hydra's composed config, whose '+key=...' additions Hydra allowed)
+    config = validated(config, strict)
     config = public_config(config, secret_values(config))  # secrets are never hashed, written or logged
     load_plugins(config.get("plugins"))
     check_options(config)
@@ -199,7 +198,7 @@ def evaluate(config: dict | DictConfig, run_dir: Path | None = None) -> dict:
         mcfg = config["method"]
         base = {"config_hash": digest, "config": {k: v for k, v in config.items() if k != "force"}, "run_dir": str(run_dir), "model": info.name,
                 "method": mcfg["label"], "dataset": config["dataset"]["name"], "metric": config["metric"]["name"],
-                "determinism": determinism}
+                "determinism": determinism, "inputs": inputs.inputs(config)}
         try:
             method = _build_method(mcfg, model, info)
         except NotApplicable as err:
@@ -220,30 +219,42 @@ def evaluate(config: dict | DictConfig, run_dir: Path | None = None) -> dict:
                               "model.preprocessing=shorter_side; expected 1 (aspect-kept inputs differ in size)")
         with store.lock():
             store.start(config, digest, bool(config.get("force")))
-            return _run(config, store, base, model, info, method, metric, dataset, prep, device)
+            try:
+                return _run(config, store, base, model, info, method, metric, dataset, prep, device)
+            except KeyboardInterrupt:
+                store.discard_if_empty(Path(config["paths"]["results"]) / "runs")  # an interrupt before the first part leaves no folder
+                raise
 
 
 def _run(config, store, base, model, info, method, metric, dataset, prep, device) -> dict:
-    """The loop over the images not yet in a record part, then records, summary and timing."""
+    """The loop over the images not yet in a record part, then records, summary and timing.
+
+    Rows go to record parts every ``part_size`` rows or ``part_seconds`` seconds, whichever comes first,
+    so an interrupt (Ctrl-C, SIGTERM) loses at most that much work: the rows already scored are written
+    and ``Interrupted`` says how many images are kept; the same command resumes from them."""
     run_dir, mcfg, ds, on_error = store.dir, config["method"], config["dataset"], config.get("on_error", "raise")
     done_ids = store.done_ids()
     todo = [i for i, image_id in enumerate(dataset.image_ids) if image_id not in done_ids]
+    reused = len(dataset) - len(todo)
+    if reused:
+        log.info("resuming: %d of %d images reused from record parts", reused, len(dataset))
     loader = torch.utils.data.DataLoader(
         _Prepared(dataset, todo, prep, on_error), batch_size=config.get("batch_size", 32), shuffle=False,
         num_workers=config.get("num_workers", 0), collate_fn=_collate, pin_memory=device.type == "cuda")
     start = time.perf_counter()
-    buffer: list[dict] = []
-    part_size = config.get("part_size", 512)
+    parts = PartWriter(store, config.get("part_size", 512), config.get("part_seconds", 60.0))
     label = f"{info.name}/{mcfg['label']}/{ds['name']}"
     # the host phase of batch i (resize to original size, boxes) runs in a worker thread while batch
     # i+1 is on the device; rows are collected in batch order, so records do not depend on it
     in_flight = 1 if config.get("overlap_postprocessing", True) else 0
     pending: collections.deque = collections.deque()
-    with Progress(len(todo), label, enabled=config.get("progress", True)) as bar, ThreadPoolExecutor(1) as host:
+    cost = cost_per_map(mcfg["name"], mcfg.get("options"), prep.size)
+    with Progress(len(todo), label, enabled=config.get("progress", True), reused=reused, cost=cost) as bar, \
+            ThreadPoolExecutor(1) as host:
         collecting = False  # an error raised while collecting (a host phase, a part write) stops at once
 
         def collect(keep: int) -> None:
-            nonlocal buffer, collecting
+            nonlocal collecting
             collecting = True
             while len(pending) > keep:
                 future, rows, count = pending.popleft()
@@ -251,11 +262,8 @@ def _run(config, store, base, model, info, method, metric, dataset, prep, device
                 for row in rows:
                     row.setdefault("error", None)
                     row.update(model=info.name, method=mcfg["label"], dataset=ds["name"])
-                buffer.extend(rows)
+                parts.add(rows)
                 bar.update(count)
-                if len(buffer) >= part_size:
-                    store.write_part(buffer)
-                    buffer = []
             collecting = False
 
         try:
@@ -267,15 +275,21 @@ def _run(config, store, base, model, info, method, metric, dataset, prep, device
                         finish = metric.prepare_batch(samples, images.to(device, non_blocking=True), method, prep)
                 pending.append((host.submit(finish), rows, len(samples) + len(errors)))
                 collect(in_flight)
-        except BaseException:
+        except BaseException as stop:
             if not collecting:  # the loader or the device phase failed: batches already scored
                 try:               # still reach their parts, as in a serial loop
                     collect(0)
+                    if isinstance(stop, KeyboardInterrupt):
+                        parts.flush()
                 except Exception as err:  # noqa: BLE001  (the first error is the one to report)
                     log.warning("while stopping: a pending batch failed too: %s", err)
+            if isinstance(stop, KeyboardInterrupt):
+                kept = len(store.done_ids())
+                raise Interrupted(f"interrupted after {reused + bar.done} of {len(dataset)} images; {kept} kept; "
+                                  "rerun the same command to resume") from None
             raise
         collect(0)
-        store.write_part(buffer)
+        parts.flush()
     frame = store.read_parts()
     failed = frame["error"].notna() if len(frame) else pd.Series([], dtype=bool)
     scored = frame[~failed].infer_objects() if len(frame) else frame  # error rows leave object dtypes behind
@@ -296,7 +310,7 @@ def _run(config, store, base, model, info, method, metric, dataset, prep, device
             metric.write_artifacts(scored, run_dir)
         except Exception as err:  # noqa: BLE001
             log.warning("artifacts for %s failed: %s", run_dir, err)
-    write_json(run_dir / "timing.json", {"seconds": time.perf_counter() - start, "images_resumed": len(done_ids)})
+    write_json(run_dir / "timing.json", {"seconds": time.perf_counter() - start, "images_resumed": reused})
     log.info("%s: %s", label, " ".join(f"{k}={v:.2f}" if isinstance(v, float) else f"{k}={v}"
                                        for k, v in summary["metrics"].items()))
     return summary

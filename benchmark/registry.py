@@ -5,15 +5,28 @@ parameters with defaults (or keyword-only) of the factory, or of the callable gi
 the factory passes ``**options`` on (a class constructor). A signature that still ends in ``**kwargs``
 accepts further keys, which the callee checks itself (the library adapters check the library's keywords).
 ``import_submodules`` imports every public module of a package, so their ``register`` calls run.
+
+Each entry also declares a ``version`` (``register(name, version=2)``, default 1), bumped whenever the
+entry's output changes for the same inputs; it is part of a run's identity (``benchmark.runs.inputs``),
+which reads it from the source with ``declared_versions`` so that no registry must be imported for it.
 """
 
 from __future__ import annotations
 
+import ast
 import difflib
 import importlib
 import inspect
 import pkgutil
+from pathlib import Path
 from typing import Any, Callable, Iterator
+
+
+class UnknownEntryError(KeyError):
+    """A name no entry is registered under; the message lists the close and the known names."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""
 
 
 class OptionError(TypeError, ValueError):
@@ -40,10 +53,13 @@ class Registry:
         self.kind, self.bound = kind, bound
         self._items: dict[str, Callable[..., Any]] = {}
         self._options: dict[str, tuple[tuple[str, ...], bool]] = {}
+        self._versions: dict[str, int] = {}
 
-    def register(self, name: str, obj: Callable[..., Any] | None = None, *, options: Callable[..., Any] | None = None):
+    def register(self, name: str, obj: Callable[..., Any] | None = None, *, options: Callable[..., Any] | None = None,
+                 version: int = 1):
         """Register ``obj`` under ``name`` (usable as a decorator when ``obj`` is omitted); its options are
-        the signature's (``declared_options``), plus those of ``options`` when ``obj`` passes ``**kwargs`` to it."""
+        the signature's (``declared_options``), plus those of ``options`` when ``obj`` passes ``**kwargs`` to it.
+        ``version``: bump it when the entry's output changes (a literal, read from the source by ``declared_versions``)."""
 
         def add(target: Callable[..., Any]) -> Callable[..., Any]:
             if name in self._items:
@@ -54,6 +70,7 @@ class Registry:
                 names += tuple(n for n in extra if n not in names)
             self._items[name] = target
             self._options[name] = (names, more)
+            self._versions[name] = int(version)
             return target
 
         return add if obj is None else add(obj)
@@ -65,7 +82,7 @@ class Registry:
         except KeyError:
             close = difflib.get_close_matches(name, self._items, n=3)
             hint = f" Did you mean {', '.join(map(repr, close))}?" if close else ""
-            raise KeyError(
+            raise UnknownEntryError(
                 f"unknown {self.kind} {name!r}.{hint} Known {self.kind}s: {', '.join(sorted(self._items))}"
             ) from None
 
@@ -86,6 +103,11 @@ class Registry:
         raise OptionError(f"{where}: unknown option(s) {', '.join(map(repr, unknown))}{hint}; expected options: "
                           f"{', '.join(names) if names else f'none (the {self.kind} takes no options)'}")
 
+    def version(self, name: str) -> int:
+        """The declared ``version`` of entry ``name``."""
+        self.get(name)
+        return self._versions[name]
+
     def names(self) -> list[str]:
         return sorted(self._items)
 
@@ -102,3 +124,24 @@ def import_submodules(package_name: str) -> None:
     for info in pkgutil.iter_modules(package.__path__):
         if not info.name.startswith("_"):
             importlib.import_module(f"{package_name}.{info.name}")
+
+
+def declared_versions(files) -> dict[str, int]:
+    """``{name: version}`` of every ``<registry>.register("name", ..., version=N)`` call with a literal name
+    and version in the given source files (read, not imported); entries without ``version=`` are left out (1)."""
+    found: dict[str, int] = {}
+    for path in files:
+        text = Path(path).read_text(errors="replace")
+        if "version" not in text or "register" not in text:
+            continue
+        try:
+            tree = ast.parse(text)
+        except SyntaxError:
+            continue
+        for node in ast.walk(tree):
+            if (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "register"
+                    and node.args and isinstance(node.args[0], ast.Constant) and isinstance(node.args[0].value, str)):
+                for kw in node.keywords:
+                    if kw.arg == "version" and isinstance(kw.value, ast.Constant):
+                        found[node.args[0].value] = int(kw.value.value)
+    return found

@@ -17,11 +17,12 @@ import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
-from benchmark.evaluate import evaluate
-from benchmark.models.base import CONF_DIR
+from benchmark import errors
+from benchmark.paths import REPO_ROOT
 from benchmark.runs import redact
 from benchmark.runs.identity import register_hydra, run_dir_for
-from benchmark.runs.store import RunFolderBusy, RunStore
+
+CONF_DIR = REPO_ROOT / "conf"  # benchmark.models.base.CONF_DIR, without importing torch
 
 log = logging.getLogger("benchmark")
 register_hydra()  # the config schema and the run_path resolver of conf/config.yaml
@@ -44,6 +45,8 @@ def discard_failed(job_dir: Path, config: dict) -> None:
     it left empty, so a failed run leaves no folder behind. A folder with record parts (a resumable
     run), records or a summary is kept, and so is one another process is writing (its lock is held)
     or one that is not this configuration's run folder (``hydra.run.dir`` set elsewhere)."""
+    from benchmark.runs.store import RunFolderBusy, RunStore
+
     runs_root = Path(config["paths"]["results"]) / "runs"
     if not job_dir.is_dir() or job_dir.resolve() != run_dir_for(config).resolve():
         return
@@ -74,13 +77,14 @@ def main(cfg: DictConfig) -> None:
     use_cache_dir(config)
     if int(os.environ.get("SLURM_RESTART_COUNT", "0")) > 0:
         config["force"] = False  # a requeued job resumes its parts instead of wiping them again
+    from benchmark.evaluate import evaluate
     from benchmark.tracking import tracked
 
     with tracked(config) as tracker:
         try:
-            summary = evaluate(config)
-        except Exception:
-            log.exception("run failed: %s", config["experiment_name"])  # the traceback reaches run.log too
+            summary = evaluate(config, strict=False)  # Hydra checked the keys ('+key=...' adds one)
+        except BaseException as err:
+            _log_failure(err, config)
             if HydraConfig.initialized():
                 discard_failed(Path(HydraConfig.get().runtime.output_dir), config)
             raise
@@ -91,6 +95,70 @@ def main(cfg: DictConfig) -> None:
         log.info("not applicable: %s", summary.get("reason"))
 
 
+def _log_failure(err: BaseException, config: dict) -> None:
+    """A defect's traceback reaches run.log (and the console); a user error or an interrupt is one block,
+    printed once by ``cli``, with the traceback only under ``verbose=true``."""
+    if isinstance(err, KeyboardInterrupt):
+        return
+    if errors.user_error(err) is not None and not config.get("verbose"):
+        log.debug("run failed: %s", config["experiment_name"], exc_info=True)
+    else:
+        log.exception("run failed: %s", config["experiment_name"])  # the traceback reaches run.log too
+
+
+def _raise_interrupt(signum, frame):
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+def cli(argv: list[str] | None = None) -> int:
+    """``python -m benchmark``: run Hydra's app; a user error prints one block (exit status 2), an interrupt
+    one line (exit status 130); ``HYDRA_FULL_ERROR=1`` or ``verbose=true`` shows tracebacks instead."""
+    import signal
+
+    argv = sys.argv[1:] if argv is None else argv
+    full = os.environ.get("HYDRA_FULL_ERROR") == "1" or errors.verbose(argv)
+    os.environ["HYDRA_FULL_ERROR"] = "1"  # Hydra re-raises; what is shown is decided here
+    refusal = sweep_refusal(argv)
+    if refusal:
+        print(errors.format_error(refusal), file=sys.stderr)
+        return errors.EXIT_USER_ERROR
+    if signal.getsignal(signal.SIGTERM) in (signal.SIG_DFL, None):
+        signal.signal(signal.SIGTERM, _raise_interrupt)  # a scheduler's SIGTERM stops like Ctrl-C
+    try:
+        main()
+    except KeyboardInterrupt as err:
+        if full:
+            raise
+        text = str(err) if err.__class__.__name__ == "Interrupted" else "interrupted; rerun the same command to resume"
+        print(text, file=sys.stderr)
+        return errors.EXIT_INTERRUPTED
+    except Exception as err:  # noqa: BLE001  (a user error becomes one block; anything else keeps its traceback)
+        from benchmark.config import schema_keys
+
+        found = errors.user_error(err, schema_keys())
+        if found is None or full:
+            raise
+        print(errors.format_error(found), file=sys.stderr)
+        return errors.EXIT_USER_ERROR
+    return 0
+
+
+def sweep_refusal(argv: list[str]) -> Exception | None:
+    """A ``ConfigError`` for a multirun that sweeps ``experiment=`` (each experiment brings its own sweep,
+    which Hydra would drop, labelling jobs ``@None``); ``None`` otherwise. Checked before anything runs."""
+    if not any(a in ("-m", "--multirun") for a in argv):
+        return None
+    for arg in argv:
+        key, _, value = arg.lstrip("+~").partition("=")
+        if key == "experiment" and ("," in value or value.startswith(("choice(", "range(", "glob("))):
+            names = value.replace("choice(", "").rstrip(")").split(",")
+            commands = "; ".join(f"python -m benchmark -m experiment={n.strip()}" for n in names if n.strip())
+            return errors.ConfigError(
+                f"experiment={value}: one multirun sweeps one experiment (each experiment's own sweep would be "
+                f"dropped). Run them one after the other: {commands}")
+    return None
+
+
 if __name__ == "__main__":
     redact.guard_stderr()
-    main()
+    sys.exit(cli())

@@ -31,13 +31,14 @@ REPO = Path(__file__).resolve().parents[1]
 PACKAGE = "benchmark"
 LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("foundation", ("benchmark.registry", "benchmark.types", "benchmark.paths", "benchmark.io", "benchmark.config",
+                    "benchmark.names", "benchmark.errors",
                     "benchmark.progress", "benchmark._compat")),
     ("data, models", ("benchmark.data", "benchmark.models")),
     ("methods", ("benchmark.methods",)),
     ("metrics", ("benchmark.metrics",)),
     ("runs", ("benchmark.runs",)),
     ("report, tracking", ("benchmark.report", "benchmark.tracking")),
-    ("entry points", ("benchmark.run", "benchmark.evaluate", "benchmark.plugins", "benchmark.demo",
+    ("entry points", ("benchmark.run", "benchmark.fastpath", "benchmark.evaluate", "benchmark.plugins", "benchmark.demo",
                       "benchmark.__main__", "benchmark", "benchmark.perf", "benchmark.training")),
 ]
 

@@ -41,8 +41,8 @@ def test_keys_from_env_and_config_reach_no_file_log_or_wandb_run(tiny_synthetic,
             f"paths.results={results}", f"+logger.api_key={CONFIG_KEY}", "+paths.note=key is ${logger.api_key}"]
     out = subprocess.run(args, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
     captured = out.stdout + out.stderr
-    assert out.returncode == 1, captured[-4000:]
-    assert "config field 'method.layer' is 'avgpool'" in captured  # the failing job's traceback was printed
+    assert out.returncode == 2, captured[-4000:]  # a user error: one block, exit status 2
+    assert "config field 'method.layer' is 'avgpool'" in captured
     assert "Error executing job with overrides" in captured and "+logger.api_key=<removed>" in captured
     for key in (ENV_KEY, CONFIG_KEY):
         assert key not in captured
@@ -69,7 +69,7 @@ def test_evaluate_drops_secret_keys_before_hashing_and_writing(tiny_synthetic, t
             "model=toy_gap", "dataset.limit=2", "progress=false", f"paths.results={tmp_path}",
             f"+logger.api_key={CONFIG_KEY}", f"+paths.hf_token={CONFIG_KEY[::-1]}",
             f"+method.label_note=x{CONFIG_KEY}"])
-    summary = evaluate(OmegaConf.to_container(cfg, resolve=True))
+    summary = evaluate(cfg)  # a composed config keeps its '+' keys (a plain dict is checked against the schema)
     run = Path(summary["run_dir"])
     assert summary["config"]["method"]["label_note"] == "x<removed>"
     assert "api_key" not in summary["config"]["logger"] and "hf_token" not in summary["config"]["paths"]

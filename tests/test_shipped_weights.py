@@ -7,6 +7,7 @@ import pytest
 import torch
 
 import data_prep.synthetic as synthetic
+from benchmark.runs import inputs
 from benchmark.runs.identity import folder_hash, semantic_config
 from benchmark.training import toy as train
 from benchmark.models import shipped
@@ -85,7 +86,7 @@ def test_finished_jobs_are_redone_when_the_weights_change(monkeypatch):
     first = semantic_config(config)
     assert first["model_weights_sha256"] == shipped.read_meta("toy_vgg")["sha256"]
     assert "model_weights_sha256" not in semantic_config({"seed": 0, "model": {"name": "vgg16", "weights": None}})
-    monkeypatch.setattr(shipped, "shipped_digest", lambda name: "0" * 64)
+    monkeypatch.setattr(inputs, "shipped_sha256", lambda name: "0" * 64)
     assert semantic_config(config)["model_weights_sha256"] != first["model_weights_sha256"]
     other = {"seed": 0, "model": {"name": "toy_vgg", "weights": None, "checkpoint": "/x/toy_vgg.pt"}}
     assert "model_weights_sha256" not in semantic_config(other)  # a given checkpoint is part of the config
@@ -103,6 +104,6 @@ def test_other_weights_get_another_run_folder(monkeypatch):
     config = {"seed": 0, "model": {"name": "toy_gap_multi", "weights": None, "checkpoint": None},
               "dataset": {"name": "d", "root": "/d", "shard": 0, "num_shards": 1}}
     before = folder_hash(config)
-    monkeypatch.setattr(shipped, "shipped_digest", lambda name: "1" * 64)
+    monkeypatch.setattr(inputs, "shipped_sha256", lambda name: "1" * 64)
     assert folder_hash(config) != before
 

@@ -14,8 +14,10 @@ on_error, the generated data's version, a shipped toy model's weight sha256...),
 configurations never share a folder. Shards of
 one job share the folder of the unsharded job (sharding is normalised out of the hash exactly as
 ``benchmark.runs.merge`` forms the merged config), and sit in ``shard-<i>-of-<n>`` below it.
-``job_state`` asks the run store whether a job finished with its current configuration, without
-running the loop (used by the evaluation loop, ``benchmark.demo``, the shard merge, the W&B mirror
+The identity also covers what the run reads (``benchmark.runs.inputs``): the content digest of a
+prepared dataset, the source of plugin modules and the method's and metric's declared versions; the
+suite's own git commit is recorded in the summary, not hashed. ``job_state``/``finished`` ask whether
+a job finished with its current identity, without running the loop or importing torch (used by the evaluation loop, ``benchmark.demo``, the shard merge, the W&B mirror
 and Hydra's own run folder through the ``run_path`` resolver, ``register_hydra``).
 """
 
@@ -29,12 +31,14 @@ from pathlib import Path
 
 from omegaconf import OmegaConf
 
-from benchmark.config import register_configs
+from benchmark.config import register_configs, validated
+from benchmark.runs import inputs
 from benchmark.runs.redact import public_config, secret_values
-from benchmark.runs.store import RunStore
 
-NON_SEMANTIC = ("force", "logger", "num_workers", "overlap_postprocessing", "paths", "part_size", "progress")
-DECLARATIONS = (("model", "trained_on"), ("dataset", "parts"))  # checked by the overlap guard, not hashed
+NON_SEMANTIC = ("force", "logger", "num_workers", "overlap_postprocessing", "paths", "part_size", "part_seconds",
+                "progress", "verbose")
+DECLARATIONS = (("model", "trained_on"), ("dataset", "parts"),  # checked by the overlap guard, not hashed
+                ("dataset", "image_digest"))  # how the images are digested: the digest itself is hashed
 FOLDER_HASH_LEN = 8
 
 
@@ -43,11 +47,13 @@ def config_hash(config: dict) -> str:
     return hashlib.sha256(json.dumps(config, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
-def semantic_config(config: dict) -> dict:
+def semantic_config(config: dict, with_inputs: bool = True) -> dict:
     """The settings that change results, as hashed to skip finished jobs: the config without the
     ``NON_SEMANTIC`` keys and, for a generated dataset, the generator's version (the synthetic data
     and the toy models trained on it change with it, so jobs finished on older data run again);
-    for a toy model with shipped weights, their recorded sha256."""
+    for a toy model with shipped weights, their recorded sha256; and (``with_inputs``, off only to
+    recognise folders of the older identity) the digests of ``benchmark.runs.inputs``: the dataset's
+    content, the plugins' source, the method's and metric's declared versions."""
     out = {k: v for k, v in config.items() if k not in NON_SEMANTIC}
     for group, key in DECLARATIONS:  # facts about the data, not settings: unset, they leave the hash as it was
         if isinstance(out.get(group), dict) and key in out[group]:
@@ -56,16 +62,16 @@ def semantic_config(config: dict) -> dict:
         out.pop("plugins", None)
     generator = (config.get("dataset") or {}).get("generate")
     if generator:
-        from data_prep.synthetic import generator_version
-
-        out["generated_inputs_version"] = generator_version(generator)
+        out["generated_inputs_version"] = inputs.generator_version(generator)
     model = config.get("model") or {}
     if isinstance(model, dict) and model.get("weights") is None and not model.get("checkpoint"):
-        from benchmark.models.shipped import shipped_digest
-
-        digest = shipped_digest(str(model.get("name")))  # other weights, other results: the job runs again
+        digest = inputs.shipped_sha256(str(model.get("name")))  # other weights, other results: the job runs again
         if digest:
             out["model_weights_sha256"] = digest
+    if with_inputs:
+        digests = inputs.inputs(config)
+        if digests:  # a generated dataset, no plugins, versions 1: the hash of the older identity
+            out["inputs"] = digests
     return out
 
 
@@ -113,7 +119,23 @@ def public_job_state(config: dict, run_dir: Path | None = None) -> tuple[Path, s
     """``job_state`` of a config whose secrets are already removed."""
     run_dir = Path(run_dir or run_dir_for(config))
     digest = config_hash(semantic_config(config))
-    return run_dir, digest, RunStore(run_dir).finished(digest)
+    return run_dir, digest, finished_summary(run_dir, digest)
+
+
+def finished_summary(run_dir: Path, digest: str) -> dict | None:
+    """The summary of ``run_dir`` if it finished with config hash ``digest``, else ``None`` (read here, not
+    through ``RunStore``, so that the check loads no data library)."""
+    try:
+        summary = json.loads((Path(run_dir) / "summary.json").read_text())
+    except FileNotFoundError:
+        return None
+    return summary if summary.get("config_hash") == digest and summary.get("status") != "failed" else None
+
+
+def finished(config) -> dict | None:
+    """The summary of the finished run of ``config`` (a dict or a composed config, validated as ``evaluate``
+    validates it), or ``None``: cheap, imports neither torch nor any registry, ignores ``force``."""
+    return job_state(validated(config))[2]
 
 
 def hydra_run_path(within: str = "", *, _root_) -> str:

@@ -19,6 +19,7 @@ import contextlib
 import json
 import os
 import shutil
+import time
 from pathlib import Path
 
 import pandas as pd
@@ -41,6 +42,32 @@ except ImportError:  # not POSIX: no lock (one process per run folder is then th
 
 class RunFolderBusy(RuntimeError):
     """Another process is writing the same run folder."""
+
+
+class Interrupted(KeyboardInterrupt):
+    """A run stopped by Ctrl-C or SIGTERM after writing what it had scored; the message says how much
+    was kept and that the same command resumes."""
+
+
+class PartWriter:
+    """Buffers record rows and writes a part every ``size`` rows or ``seconds`` seconds (whichever
+    comes first), so an interrupted run keeps all but the last ``seconds`` of its work."""
+
+    def __init__(self, store: "RunStore", size: int = 512, seconds: float | None = 60.0, clock=time.monotonic):
+        self.store, self.size, self.seconds, self.clock = store, max(int(size), 1), seconds, clock
+        self.rows: list[dict] = []
+        self.since = clock()
+
+    def add(self, rows: list[dict]) -> None:
+        self.rows.extend(rows)
+        due = self.seconds is not None and self.seconds > 0 and self.clock() - self.since >= self.seconds
+        if len(self.rows) >= self.size or (self.rows and due):
+            self.flush()
+
+    def flush(self) -> None:
+        self.store.write_part(self.rows)
+        self.rows = []
+        self.since = self.clock()
 
 
 def frame_bytes(frame: pd.DataFrame) -> bytes:
@@ -112,6 +139,28 @@ class RunStore:
                 shutil.rmtree(target) if target.is_dir() else target.unlink(missing_ok=True)
         self.parts.mkdir(parents=True, exist_ok=True)
         write_json(marker, {"config_hash": digest, "config": config})
+
+    def discard_if_empty(self, runs_root: Path | None = None) -> None:
+        """After a run stopped before writing any result: remove the folder's run marker and empty
+        ``parts/``, the folder when nothing but the lock is left, and the folders above it left empty
+        up to (not including) ``runs_root``."""
+        if self.holds_results():
+            return
+        (self.dir / RUN_CONFIG).unlink(missing_ok=True)
+        with contextlib.suppress(OSError):
+            self.parts.rmdir()
+        if {p.name for p in self.dir.iterdir()} <= {LOCK}:
+            (self.dir / LOCK).unlink(missing_ok=True)
+            with contextlib.suppress(OSError):
+                self.dir.rmdir()
+        root = Path(runs_root).resolve() if runs_root is not None else None
+        for parent in self.dir.parents if root is not None and not self.dir.exists() else ():
+            if parent.resolve() == root or root not in parent.resolve().parents:
+                break
+            try:
+                parent.rmdir()  # only an empty folder
+            except OSError:
+                break
 
     def part_files(self) -> list[Path]:
         return sorted(self.parts.glob("part-*.parquet")) if self.parts.is_dir() else []
