@@ -7,9 +7,9 @@ regions may be smaller); regions are ordered by the sum of the map over them (de
 row-major region order). Step ``k`` replaces the first ``k`` regions (all channels) by the baseline:
 ``uniform`` draws every pixel and channel from U(0, 1) in RGB and normalizes it like the image
 (seeded by ``seed`` and the image id, so an image's draws do not depend on its batch), ``constant``
-uses ``fill`` in the normalized space. The curve holds ``f(x_0) - f(x_k)`` for ``k = 0..regions``
-(``f``: class probability or logit of the GT class with the highest logit); AOPC is its mean over
-the ``regions + 1`` points. Higher is better. A degenerate map scores NaN, excluded and counted.
+uses ``fill`` in the normalized space. The curve holds ``f(x_0) - f(x_k)`` for ``k = 0..L``,
+``L = min(regions, number of regions)`` (``f``: class probability or logit of the GT class with the
+highest logit); AOPC is its mean over the ``L + 1`` points. Higher is better. A degenerate map scores NaN, excluded and counted.
 
 Aggregation ``mean_aopc_percentile_bootstrap`` v1: mean AOPC with a 95 % percentile bootstrap interval.
 """
@@ -68,7 +68,7 @@ class RegionPerturbation(Metric):
                     if self.baseline == "uniform" else f"constant {self.fill} in the normalized input")
         return {"patch": self.patch, "regions": self.regions, "baseline": baseline, "score": self.score,
                 "order": "most relevant first: region sum of the map, decreasing, ties row-major",
-                "grid": "non-overlapping, centred (Quantus's padding)", "aopc": "mean of f(x_0) - f(x_k), k = 0..regions",
+                "grid": "non-overlapping, centred (Quantus's padding)", "aopc": "mean of f(x_0) - f(x_k), k = 0..min(regions, number of regions)",
                 "explained_class": "GT class with the highest logit (first on ties)", "direction": self.direction,
                 "seed": self.seed, "bootstrap": self.bootstrap}
 
@@ -83,9 +83,9 @@ class RegionPerturbation(Metric):
         return (noise - mean) / std
 
     def curves(self, samples, images, maps, classes, model, mean, std) -> torch.Tensor:
-        """``f(x_0) - f(x_k)`` ``[B, regions + 1]`` for each image ``[B, 3, S, S]``."""
+        """``f(x_0) - f(x_k)`` ``[B, L + 1]`` for each image ``[B, 3, S, S]``."""
         ranks = region_ranks(maps, self.patch)
-        counts = torch.arange(self.regions + 1)
+        counts = torch.arange(min(self.regions, int(ranks.max()) + 1) + 1)  # Quantus stops at the last region too
         scores = perturbation_curves(model, images, self.substrate(samples, images, mean, std), ranks, counts,
                                      classes, self.score, self.max_batch)
         return scores[:, :1] - scores
