@@ -67,7 +67,7 @@ class ModelRandomization(Metric):
     def settings(self):
         return {"variants": list(self.variants), "seed": self.seed, "max_layers": self.max_layers,
                 "layers": "modules with reset_parameters, top down; reset_parameters under manual_seed(seed + 1)",
-                "measures": list(MEASURES), "normalization": "|map| / max|map| for SSIM and HOG",
+                "measures": list(MEASURES), "map_scaling": "|map| / max|map| for SSIM and HOG",
                 "explained_class": "GT class with the highest logit on the trained model", "direction": self.direction}
 
     def layers(self, model) -> list[str]:
