@@ -30,3 +30,4 @@ def test_figure_and_table_hold_the_per_layer_means(tmp_path):
     assert gradient.loc["fc", "ssim"] == pytest.approx(0.75) and gradient.loc["conv", "hog"] == pytest.approx(0.1)
     assert list(gradient["step"]) == [1, 2]
     assert sanity_figures(frame.iloc[2:], tmp_path / "none") == []
+    assert sanity_figures(frame, tmp_path / "other", experiment="sanity_checks") == []

@@ -34,11 +34,15 @@ def curves(runs: pd.DataFrame, variant: str) -> pd.DataFrame:
     return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
 
 
-def sanity_figures(frame: pd.DataFrame, out: Path, variant: str = "cascading") -> list[Path]:
-    """Write the figure and its table for every (experiment, model) with finished randomization runs."""
+def sanity_figures(frame: pd.DataFrame, out: Path, experiment: str | None = None,
+                   variant: str = "cascading") -> list[Path]:
+    """Write the figure and its table for every (experiment, model) with finished randomization runs;
+    ``experiment``: only experiments whose name starts with it."""
     if not len(frame):
         return []
     runs = frame[(frame["metric"] == METRIC) & (frame["status"] == "finished")]
+    if experiment is not None:
+        runs = runs[runs["experiment"].astype(str).str.startswith(experiment)]
     written: list[Path] = []
     for (experiment, model), group in runs.groupby(["experiment", "model"], sort=True):
         table = curves(group, variant)
