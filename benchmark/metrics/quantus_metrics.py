@@ -127,6 +127,7 @@ def _per_sample(out, n: int) -> list:
 
 
 def _split(value) -> dict:
+    """``score`` for a scalar result, ``scores`` for a curve or a list."""
     array = np.asarray(value, np.float64)
     if array.ndim == 0:
         return {"score": float(array), "scores": None}
@@ -134,6 +135,7 @@ def _split(value) -> dict:
 
 
 def _builder(class_name: str, name: str):
+    """The registry's factory of ``quantus_<name>`` (Quantus is imported when it is called)."""
     def build(seed: int = 0, region: str = "auto", **options):
         return QuantusMetric(class_name, name, seed=seed, region=region, **options)
 

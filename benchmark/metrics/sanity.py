@@ -33,12 +33,14 @@ MEASURES = ("spearman", "spearman_abs", "ssim", "hog")
 
 
 def _unit(saliency: np.ndarray) -> np.ndarray:
+    """``|map| / max|map|`` (unchanged when the maximum is 0 or not finite)."""
     a = np.abs(np.asarray(saliency, np.float64))
     peak = a.max() if a.size and np.isfinite(a).all() else 0.0
     return a / peak if peak > 0 else a
 
 
 def _pearson(a: np.ndarray, b: np.ndarray) -> float:
+    """Pearson's r; NaN when either side is constant or not finite."""
     if a.std() == 0 or b.std() == 0 or not (np.isfinite(a).all() and np.isfinite(b).all()):
         return float("nan")
     return float(pearsonr(a, b)[0])
@@ -71,6 +73,7 @@ class ModelRandomization(Metric):
                 "explained_class": "GT class with the highest logit on the trained model", "direction": self.direction}
 
     def layers(self, model) -> list[str]:
+        """The randomized layers, top first (the first ``max_layers`` of them when set)."""
         names = _randomize.randomizable_layers(model)
         return names[:self.max_layers] if self.max_layers else names
 
