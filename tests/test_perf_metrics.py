@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch import nn
 
-from benchmark.models.base import freeze
+from benchmark.models.base import ModelInfo, freeze
 from benchmark.perf import metrics_section
 
 pytest.importorskip("quantus")
@@ -23,6 +23,10 @@ def test_section_times_both_and_their_curves_are_identical():
     assert all(r["max_abs_diff"] <= 1e-6 for r in ratios), ratios  # float32 rounding of other batch shapes
     assert all(r["native_over_quantus"] > 0 for r in ratios)
     assert {r["tool"] for r in rows} == {"native", "quantus"} and all(r["rounds"] >= 1 for r in rows)
+    info = ModelInfo(name="tiny", num_classes=3, input_size=20)
+    _, ratios, _ = metrics_section.section("tiny", model, info, images, torch.tensor([[0, 1], [2, 0]]),
+                                           torch.device("cpu"), 1.0, (1, 1))
+    assert all(r["max_abs_diff"] <= 1e-6 for r in ratios) and len(ratios) == 2
 
 
 def test_section_is_skipped_with_a_note_without_quantus(monkeypatch):

@@ -68,7 +68,8 @@ class RegionPerturbation(Metric):
                     if self.baseline == "uniform" else f"constant {self.fill} in the normalized input")
         return {"patch": self.patch, "regions": self.regions, "baseline": baseline, "score": self.score,
                 "order": "most relevant first: region sum of the map, decreasing, ties row-major",
-                "grid": "non-overlapping, centred (Quantus's padding)", "aopc": "mean of f(x_0) - f(x_k), k = 0..min(regions, number of regions)",
+                "grid": "non-overlapping, centred (Quantus's padding)",
+                "aopc": "mean of f(x_0) - f(x_k), k = 0..min(regions, number of regions)",
                 "explained_class": "GT class with the highest logit (first on ties)", "direction": self.direction,
                 "seed": self.seed, "bootstrap": self.bootstrap}
 

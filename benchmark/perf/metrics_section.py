@@ -23,6 +23,7 @@ import importlib.util
 import numpy as np
 import torch
 
+from benchmark.methods import build_method
 from benchmark.metrics._perturbation import descending_ranks, perturbation_curves, step_counts
 from benchmark.metrics.region_perturbation import region_ranks
 from benchmark.perf.compare import timed_rows
@@ -83,3 +84,11 @@ def run(model_name, model, images, maps, classes, device, budget_s, rounds,
                        "min": ratio["ratio_min"], "max": ratio["ratio_max"], "rounds": r[0]["rounds"],
                        "max_abs_diff": diff})
     return rows, ratios, []
+
+
+def section(model_name, model, info, images, class_ids, device, budget_s, rounds) -> tuple[list[dict], list[dict], list[str]]:
+    """``run`` on the gradient maps of each image's first class (``class_ids [B]`` or ``[B, K]``), as the
+    bench's other sections are called."""
+    classes = class_ids if class_ids.dim() == 1 else class_ids[:, 0]
+    maps = build_method("gradient", model, info)(images, classes).detach()
+    return run(model_name, model, images, maps, classes, device, budget_s, rounds)
