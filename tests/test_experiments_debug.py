@@ -214,9 +214,10 @@ def _pointing_classes(row, options: dict) -> set[int]:
 
 def expected_rows(config: dict, rows: pd.DataFrame) -> int:
     metric, options = config["metric"]["name"], config["metric"].get("options") or {}
-    if metric in ("localization", "localization_cam", "occlusion_correlation"):  # one record per image
+    if metric in ("localization", "localization_cam", "occlusion_correlation", "deletion", "insertion",
+                  "region_perturbation", "road", "sparseness", "sanity_model_randomization"):  # one record per image
         return len(rows)
-    if metric == "pointing":  # one per scored (image, class)
+    if metric in ("pointing", "relevance_mass", "relevance_rank", "energy_pointing"):  # one per scored (image, class)
         return sum(len(_pointing_classes(row, options)) for _, row in rows.iterrows())
     if metric == "pointing_modified":  # the top-k predicted classes of every image
         num_classes = config["model"].get("num_classes") or 1000

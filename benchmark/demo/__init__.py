@@ -23,7 +23,7 @@ from benchmark.models.base import CONF_DIR
 from benchmark.runs.identity import job_state
 
 EXPERIMENTS = ("demo", "demo_grabcut", "demo_ablations", "demo_ablations_minmax", "demo_cam_protocol", "demo_layers",
-               "demo_pointing", "demo_pointing_torchray", "demo_pointing_modified", "demo_occlusion")
+               "demo_pointing", "demo_pointing_torchray", "demo_pointing_modified", "demo_occlusion", "demo_faithfulness", "demo_sanity")
 
 
 def sweep_jobs(experiment: str, overrides: list[str]) -> list[list[str]]:
