@@ -1,6 +1,8 @@
 """``make bench``: this suite's fast paths measured against the tools users would pick instead.
 
-    python -m benchmark.perf [--device cpu|cuda] [--quick] [--out results/bench] [--budget 540]
+    python -m benchmark.perf [--device cpu|cuda] [--quick] [--out results/bench] [--budget 480]
+    python -m benchmark.perf --sections engines,ecosystem,pipeline [--quiet-only]   # the recorded sections
+    python -m benchmark.perf --verify                                               # do the recorded ratios reproduce?
 
 One process, one model object per comparison, the same batch and classes for every contender;
 a warm-up round, then interleaved rounds (median, min/max, quartiles) within a time budget.
@@ -8,12 +10,14 @@ Sections: Grad-CAM (ours, pytorch-grad-cam, Captum ``LayerGradCam``, a plain for
 folded-BatchNorm and low-precision-trunk variants) on VGG-16 and ResNet-50 with random weights; guided backprop and
 gradient vs Captum; occlusion vs Captum; per-image CPU work (decode, preprocessing, localization
 post-processing); a long run checking memory growth and that no hook or autograd graph survives;
-the pytorch-grad-cam and Captum adapters against their libraries called directly (``perf/ecosystem.py``);
-and wall-time estimates of the paper's tables derived from these numbers. Writes CSV files under
-``--out`` and prints every table. ``--quick`` runs the same code on tiny inputs (a smoke test);
-``--sections engines,ecosystem`` runs only those sections. ``run.json`` records the machine (CPU,
-cores, load average at start and end), the versions, the date and the commit; a run's CSVs are
-recorded for the docs with ``python -m benchmark.perf.recorded`` (see there).
+and the recorded sections (``perf/sections.py``): the occlusion engines, the pytorch-grad-cam and Captum
+adapters against their libraries called directly, and the host pipeline at ILSVRC-like sizes; and
+wall-time estimates of the paper's tables derived from these numbers. Writes CSV files under
+``--out`` and prints every table. ``--quick`` runs the same code on tiny inputs (a smoke test).
+``run.json`` records the machine (CPU, cores, load average at start and end, quiet or loaded under
+``--max-load``: ``perf/policy.py``), the versions, the date and the commit; the recorded sections of
+a run go to the docs with ``python -m benchmark.perf.recorded`` (``make bench-record``), and
+``--verify`` (``perf/verify.py``, ``make bench-verify``) checks them against a fresh run.
 """
 
 from __future__ import annotations
