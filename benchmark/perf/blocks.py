@@ -180,5 +180,31 @@ def pipeline(dest: Path) -> str:
     return "\n".join(out + ["", provenance(facts, rounds)])
 
 
+def gpu_check(dest: Path) -> str:
+    """The recorded ``make gpu-check`` (``results/recorded/gpu/gpu_check.json``): agreement, Table 1 jobs, engines."""
+    path = Path(dest).parent / "gpu" / "gpu_check.json"
+    if not path.is_file():
+        return ("Not run on a GPU yet: `make gpu-check` on a CUDA machine writes `results/gpu_check/gpu_check.json` "
+                "(with `ARGS=--record` it also keeps it in `results/recorded/gpu/` for this block).")
+    doc = json.loads(path.read_text())
+    agree = doc["agreement"]
+    failed = [f"{r['metric']}/{r['method']}" for r in agree if not r["ok"]]
+    out = [f"{doc['device']}, torch {doc['torch']}, {doc['date']} (commit {(doc['git'].get('commit') or '?')[:7]}): "
+           f"{len(agree) - len(failed)} of {len(agree)} (metric, method) jobs on {doc['limit']} images agree with the "
+           "CPU within the stated tolerances" + (f"; differ: {', '.join(failed)}." if failed else "."), "",
+           "| model | images/s, device | serial | bound by the slowest phase | ms/image: host before | device "
+           "| host after | device share |", "|---|---|---|---|---|---|---|---|"]
+    out += [f"| {t['model']} | {num(t['device_images_per_s'])} | {num(t['serial_images_per_s'])} "
+            f"| {num(t['bound_images_per_s'])} | {num(t['host_prepare_ms_per_image'])} "
+            f"| {num(t['device_ms_per_image'])} | {num(t['host_post_ms_per_image'])} | {t['device_share']:.0%} |"
+            for t in doc["table1"]]
+    out += ["", "| model | stride | rounds | maps/s Captum | plain | incremental | incremental / Captum "
+            "| incremental / plain |", "|---|---|---|---|---|---|---|---|"]
+    out += [f"| {e['model']} | {e['stride']} | {e['rounds']} | {num(e['captum_maps_per_s'])} "
+            f"| {num(e['plain_maps_per_s'])} | {num(e['incremental_maps_per_s'])} | {num(e['incremental_vs_captum'])} "
+            f"| {num(e['incremental_vs_plain'])} |" for e in doc["engines"]]
+    return "\n".join(out)
+
+
 BLOCKS = {"occlusion": occlusion, "table2": table2, "table2-summary": table2_summary, "ecosystem": ecosystem,
-          "pipeline": pipeline}
+          "pipeline": pipeline, "gpu-check": gpu_check}
