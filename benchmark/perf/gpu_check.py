@@ -83,9 +83,15 @@ def agreement(plan: dict, device: str, work: Path) -> list[dict]:
             for method in methods or every_method():
                 over = [f"model={model}", f"method={method}", f"metric={metric}", f"dataset={dataset}",
                         f"dataset.limit={plan['limit']}", *extra]
-                ref, status = _records(over, work / "cpu", "cpu")
-                other, other_status = _records(over, work / device, device)
-                row = {"metric": metric, "model": model, "method": method, "status": status}
+                row = {"metric": metric, "model": model, "method": method}
+                try:
+                    ref, status = _records(over, work / "cpu", "cpu")
+                    other, other_status = _records(over, work / device, device)
+                except Exception as err:  # noqa: BLE001  (one job's failure is reported, the others still run)
+                    rows.append({**row, "ok": False, "error": f"{type(err).__name__}: {err}"[:500]})
+                    print(f"gpu-check {metric} {model} {method}: FAILED ({rows[-1]['error']})", flush=True)
+                    continue
+                row["status"] = status
                 if ref is None or other is None:  # not applicable (e.g. CAM on a model without a GAP head)
                     row.update(ok=status == other_status, rows=0, columns=[])
                 else:
