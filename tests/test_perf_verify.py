@@ -39,9 +39,9 @@ def test_compare_widens_the_recorded_range_by_the_tolerance():
     assert [r["inside"] for r in out] == [False, False]  # 7.6 > 7.5, and a missing fresh row is outside
 
 
-def _fake_section(value):
+def _fake_section(value, expected_rounds=policy.VERIFY_ROUNDS):
     def run(cfg, device, budget_s, rounds, notes):
-        assert rounds == policy.VERIFY_ROUNDS
+        assert rounds == expected_rounds
         return {"fake": [{"model": "m", "speedup": value, "speedup_min": value, "speedup_max": value}]}
     return Section("fake", "fake", ("model",), ("speedup",), "fake", run)
 
@@ -65,6 +65,7 @@ def test_verify_exit_status_follows_the_recorded_range(tmp_path, monkeypatch, ca
     assert [r["inside"] for r in rows] == [str(status == 0)]
     meta = json.loads((out / "run.json").read_text())
     assert meta["verify"] is True and meta["load_state"] == "quiet" and meta["rounds"] == list(policy.VERIFY_ROUNDS)
+    assert len(meta["load_avg_between"]) == 1  # read after each section
     assert ("every ratio inside" if status == 0 else "1 of 1 ratios outside") in capsys.readouterr().out
 
 
@@ -72,6 +73,16 @@ def test_verify_without_a_recording_says_so(tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(verify, "RECORDED", tmp_path / "none")
     assert bench.main(["--verify", "--out", str(tmp_path / "v"), "--max-load", "1000"]) == 2
     assert "no recorded section to verify" in capsys.readouterr().out
+
+
+def test_a_load_peak_between_sections_marks_the_run_loaded(tmp_path, monkeypatch):
+    monkeypatch.setitem(sections.SECTIONS, "fake", _fake_section(1.0, bench.FULL["recorded_rounds"]))
+    readings = iter([(0.5, 0, 0), (9.0, 0, 0), (0.5, 0, 0)])  # start, after the section, end
+    monkeypatch.setattr(bench.os, "getloadavg", lambda: next(readings))
+    out = tmp_path / "run"
+    assert bench.main(["--sections", "fake", "--out", str(out), "--max-load", "1.5"]) == 0
+    meta = json.loads((out / "run.json").read_text())
+    assert meta["load_avg_between"] == [9.0] and meta["load_state"] == "loaded"
 
 
 def test_quiet_only_refuses_a_loaded_machine_before_running(tmp_path, capsys):

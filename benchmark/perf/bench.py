@@ -119,9 +119,11 @@ def _memory_section(cfg: dict, device) -> tuple[list[dict], list[dict]]:
 def run(cfg: dict, device: torch.device, out: Path, budget_s: float, gpus: int) -> dict:
     """Run every section; write CSVs under ``out``; return the tables as lists of rows."""
     rows, checks, notes, eco_rows, engine_rows = [], [], [], [], []
+    loads = []  # the one-minute load average after each model's sections
     for name in cfg["models"]:
         _model_sections(name, cfg, device, budget_s, rows, checks, notes, eco_rows, engine_rows)
         gc.collect()
+        loads.append(os.getloadavg()[0])
     _say(report.table(checks, ["section", "model", "compared", "max_normalized_diff", "min_pearson", "max_rel_diff"],
                       "\nAgreement of maps (ours vs the other tool, same inputs and classes)"))
     post_rows = post.run(cfg["post_images"], cfg["post_rounds"])
@@ -150,25 +152,28 @@ def run(cfg: dict, device: torch.device, out: Path, budget_s: float, gpus: int) 
               "occlusion_engines": engine_rows, "pipeline": pipeline_rows}
     for name, table_rows in tables.items():
         report.write_csv(out / f"{name}.csv", table_rows)
-    return {**tables, "notes": notes}
+    return {**tables, "notes": notes, "loads": loads}
 
 
 def run_sections(cfg: dict, device: torch.device, out: Path, budget_s: float, names, rounds=None) -> dict:
     """Only the named recorded sections (``sections.SECTIONS``), with the same settings and budget shares as
     in a full run (``rounds``: default the recording's); writes their CSVs under ``out``."""
-    tables, notes = {}, []
+    tables, notes, loads = {}, [], []
     for name in names:
         tables.update(sections.SECTIONS[name].run(cfg, device, budget_s, rounds or cfg["recorded_rounds"], notes))
         gc.collect()
+        loads.append(os.getloadavg()[0])  # after each section: a load between start and end counts too
     for name, table_rows in tables.items():
         report.write_csv(out / f"{name}.csv", table_rows)
-    return {**tables, "notes": notes}
+    return {**tables, "notes": notes, "loads": loads}
 
 
 def _load_check(args, limit: float) -> int | None:
     """Exit status 3 (with the reason) when ``--quiet-only`` and the load average is above ``limit``."""
+    if not args.quiet_only:
+        return None
     load = os.getloadavg()[0]
-    if args.quiet_only and load > limit:
+    if load > limit:
         _say(f"benchmark.perf: one-minute load average {load:.2f} is above {limit:.2f} ({policy.LOAD_PER_CORE:g} per "
              f"core, --max-load): not a quiet machine, nothing run; wait for the other work to end and run again")
         return 3
@@ -230,8 +235,8 @@ def main(argv: list[str] | None = None) -> int:
     meta = {"date": date, "wall_s": wall, "quick": args.quick, "verify": args.verify, "sections": sorted(chosen),
             "device": provenance.device_description(str(device)), "cpu_model": cpu_model(),
             "threads": torch.get_num_threads(), "cpus": os.cpu_count(), "load_avg_start": load0,
-            "load_avg_end": load1, "max_load": args.max_load,
-            "load_state": policy.load_state(load0[0], load1[0], args.max_load),
+            "load_avg_end": load1, "load_avg_between": result["loads"], "max_load": args.max_load,
+            "load_state": policy.load_state(max([load0[0], *result["loads"]]), load1[0], args.max_load),
             "rounds": list(policy.VERIFY_ROUNDS if args.verify else cfg["recorded_rounds"]), "budget_s": budget,
             "settings": cfg, "notes": result["notes"], "versions": provenance.versions(), "git": git}
     atomic_write_bytes(out / "run.json", json.dumps(meta, indent=2, default=str).encode())

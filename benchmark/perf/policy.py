@@ -3,9 +3,9 @@
 A figure that the docs quote comes from a *recorded* section (``perf/sections.py``). Such a
 section runs at least ``MIN_ROUNDS`` interleaved rounds (``timing.interleaved``), and each of its
 ratios is kept as the median of its per-round ratios with their min and max (columns ``R``,
-``R_min``, ``R_max``). The one-minute load average is read at the start and at the end of the
-run; the run is *quiet* when both are at most ``LOAD_PER_CORE`` per core (1.5 on 2 cores), else
-*loaded*. ``python -m benchmark.perf.recorded --record`` refuses a loaded run unless told to keep
+``R_min``, ``R_max``). The one-minute load average is read at the start, after each section and
+at the end of the run; the run is *quiet* when every reading is at most ``LOAD_PER_CORE`` per core
+(1.5 on 2 cores), else *loaded*. ``python -m benchmark.perf.recorded --record`` refuses a loaded run unless told to keep
 it, and then the docs say "loaded" beside every figure of it.
 
 ``python -m benchmark.perf --verify`` reruns the recorded sections at a small budget; a fresh

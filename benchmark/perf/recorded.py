@@ -32,8 +32,8 @@ from benchmark.perf.sections import SECTIONS
 REPO = Path(__file__).resolve().parents[2]
 RECORDED = REPO / "results" / "recorded" / "bench"
 DOCS = ("README.md", "docs/occlusion.md", "docs/ecosystem.md", "docs/tables.md", "docs/performance.md")
-FACTS = ("date", "device", "cpu_model", "cpus", "threads", "load_avg_start", "load_avg_end", "max_load", "load_state",
-         "rounds", "wall_s", "budget_s")
+FACTS = ("date", "device", "cpu_model", "cpus", "threads", "load_avg_start", "load_avg_end", "load_avg_between",
+         "max_load", "load_state", "rounds", "wall_s", "budget_s")
 BLOCK = re.compile(r"(<!-- bench:([\w-]+) -->\n)(.*?)(<!-- /bench -->)", re.S)
 
 
