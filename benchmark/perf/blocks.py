@@ -176,7 +176,7 @@ def pipeline(dest: Path) -> str:
                  ratio(r, "ratio") if r.get("ratio") else "–",
                  num(r["cores_per_gpu"]) if r.get("cores_per_gpu") else "–", r.get("note") or ""]
         out.append(f"| {r['step']} | " + " | ".join(cells) + " |")
-    rounds = [int(r["rounds"]) for r in rows if r.get("rounds") and r.get("ratio")]
+    rounds = [int(float(r["rounds"])) for r in rows if r.get("rounds") and r.get("ratio")]
     return "\n".join(out + ["", provenance(facts, rounds)])
 
 
