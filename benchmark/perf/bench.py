@@ -61,17 +61,6 @@ THROUGHPUT_COLUMNS = ["model", "contender", "classes", "maps_per_call", "rounds"
 _say, _model, _batch = sections.say, sections.model, sections.batch
 
 
-def cpu_model() -> str | None:
-    """The CPU's model name from ``/proc/cpuinfo`` (None where the file does not exist)."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return None
-
-
 def _model_sections(name: str, cfg: dict, device, budget_s: float, rows: list, checks: list, notes: list,
                     eco_rows: list, engine_rows: list) -> None:
     """Grad-CAM on ``name``; pixel-space and occlusion sections too where ``cfg`` names this model."""
@@ -233,7 +222,7 @@ def main(argv: list[str] | None = None) -> int:
         result = run_sections(cfg, device, out, budget, [n for n in sections.SECTIONS if n in chosen])
     wall, load1 = time.perf_counter() - start, os.getloadavg()
     meta = {"date": date, "wall_s": wall, "quick": args.quick, "verify": args.verify, "sections": sorted(chosen),
-            "device": provenance.device_description(str(device)), "cpu_model": cpu_model(),
+            "device": provenance.device_description(str(device)), "cpu_model": policy.cpu_model(),
             "threads": torch.get_num_threads(), "cpus": os.cpu_count(), "load_avg_start": load0,
             "load_avg_end": load1, "load_avg_between": result["loads"], "max_load": args.max_load,
             "load_state": policy.load_state(max([load0[0], *result["loads"]]), load1[0], args.max_load),

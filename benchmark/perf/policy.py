@@ -1,4 +1,4 @@
-"""The recording policy of ``benchmark.perf``: rounds, load limit, ratio ranges, verify tolerance.
+"""The recording policy of ``benchmark.perf``: rounds, load limit and machine facts, ratio ranges, verify tolerance.
 
 A figure that the docs quote comes from a *recorded* section (``perf/sections.py``). Such a
 section runs at least ``MIN_ROUNDS`` interleaved rounds (``timing.interleaved``), and each of its
@@ -19,6 +19,7 @@ from __future__ import annotations
 import math
 import os
 import statistics
+from pathlib import Path
 
 MIN_ROUNDS = 5
 MAX_ROUNDS = 12
@@ -48,3 +49,14 @@ def ratio_stats(name: str, values: list[float]) -> dict[str, float]:
 def verify_bounds(lo: float, hi: float, tolerance: float = VERIFY_TOLERANCE) -> tuple[float, float]:
     """The recorded range ``[lo, hi]`` widened by ``tolerance`` on each side (ratios are positive)."""
     return lo / (1.0 + tolerance), hi * (1.0 + tolerance)
+
+
+def cpu_model() -> str | None:
+    """The CPU's model name from ``/proc/cpuinfo`` (None where the file does not exist)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return None
