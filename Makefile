@@ -62,7 +62,7 @@ bench-quick: install ## the bench harness on the toy models (seconds): a smoke t
 	$(PY) -m benchmark.perf --quick --out results/bench/quick
 
 bench-record: install ## re-record the docs' bench sections on a quiet machine (refused above load 0.75 per core), rewrite the docs' blocks
-	$(PY) -m benchmark.perf --sections engines,ecosystem,pipeline --quiet-only --out results/bench/record
+	$(PY) -m benchmark.perf --sections gradcam,engines,ecosystem,pipeline --quiet-only --out results/bench/record
 	$(PY) -m benchmark.perf.recorded --record results/bench/record --write
 
 bench-verify: install ## rerun the recorded bench sections at a small budget; fails where a ratio leaves its recorded range

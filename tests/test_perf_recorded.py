@@ -128,3 +128,22 @@ def test_pipeline_block_before_and_after_a_recording(tmp_path):
     assert "| loader speed-up, 2 workers / 1 | – | – | 1.8 [1.6–1.9] | – |  |" in block
     assert "| cores per GPU, vgg16 | 808 | GPU | – | 18.8 | GPU forward images/s assumed 25 TFLOP/s |" in block
     assert "0.50 at the start and 0.70 at the end: **quiet**" in block
+
+
+def test_gradcam_block_one_column_per_model_with_ranges_and_targets(tmp_path):
+    dest = _copy(tmp_path)
+    assert BLOCKS["gradcam"](dest).startswith("Not recorded yet: `make bench-record`")
+    name = "Grad-CAM 1 class: ours / pytorch-grad-cam"
+    rows = [{"ratio": name, "model": "resnet50", "value": 3.0, "value_min": 2.5, "value_max": 3.5, "target": ">= 4",
+             "holds": False, "rounds": 5},
+            {"ratio": name, "model": "vgg16", "value": 4.2, "value_min": 4.1, "value_max": 4.4, "target": ">= 4",
+             "holds": True, "rounds": 6},
+            {"ratio": "Grad-CAM 5 classes: cl+fold / float32", "model": "vgg16", "value": 1.2, "value_min": 1.1,
+             "value_max": 1.3, "rounds": 6}]
+    report.write_csv(dest / "gradcam_ratios.csv", rows)
+    (dest / "gradcam_ratios.json").write_text(json.dumps({"cpus": 2, "load_avg_start": [0.5], "load_avg_end": [2.0]}))
+    block = BLOCKS["gradcam"](dest)
+    assert "| ratio | resnet50 | vgg16 | target |" in block
+    assert f"| {name} | 3 [2.5–3.5], missed | 4.2 [4.1–4.4], met | ≥ 4 |" in block
+    assert "| Grad-CAM 5 classes: cl+fold / float32 | – | 1.2 [1.1–1.3] | – |" in block
+    assert "0.50 at the start and 2.00 at the end: **loaded**" in block  # 2.0 > 0.75 x 2 cores

@@ -66,7 +66,8 @@ def _model_sections(name: str, cfg: dict, device, budget_s: float, rows: list, c
     """Grad-CAM on ``name``; pixel-space and occlusion sections too where ``cfg`` names this model."""
     model, info = _model(name, device)
     images, ids = _batch(info, cfg, device)
-    r, c = compare.grad_cam(name, model, info, images, ids, device, cfg["budget"][name] * budget_s, cfg["rounds"])
+    r, c = compare.grad_cam(name, model, info, images, ids, device, cfg["budget"][name] * budget_s,
+                            cfg["recorded_rounds"])  # a recorded section (sections.py: gradcam)
     rows += r
     checks += c
     _say(report.table(r, THROUGHPUT_COLUMNS, f"\nGrad-CAM, {name}, batch {cfg['batch']}, {cfg['size']}px"))
@@ -138,7 +139,8 @@ def run(cfg: dict, device: torch.device, out: Path, budget_s: float, gpus: int) 
                       "\nEstimated wall time of the paper's evaluations (see benchmark/perf/estimates.py)"))
     tables = {"throughput": rows, "agreement": checks, "post": post_rows, "memory": memory_rows,
               "memory_checks": mem_checks, "ratios": ratios, "estimates": est, "ecosystem": eco_rows,
-              "occlusion_engines": engine_rows, "pipeline": pipeline_rows}
+              "occlusion_engines": engine_rows, "pipeline": pipeline_rows,
+              "gradcam_ratios": sections.gradcam_ratios(rows, checks, cfg)}
     for name, table_rows in tables.items():
         report.write_csv(out / f"{name}.csv", table_rows)
     return {**tables, "notes": notes, "loads": loads}

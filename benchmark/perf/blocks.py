@@ -161,6 +161,30 @@ def ecosystem(dest: Path) -> str:
     return "\n".join(out + ["", provenance(facts, [int(r["rounds"]) for r in rows])])
 
 
+GRADCAM_FIELDS = ("model", "ratio", "value", "value_min", "value_max")
+
+
+def gradcam(dest: Path) -> str:
+    """Grad-CAM's ratios against pytorch-grad-cam, Captum and a plain forward, one column per model."""
+    if not (Path(dest) / "gradcam_ratios.csv").is_file():
+        return ("Not recorded yet: `make bench-record` on a quiet machine records it "
+                "(`python -m benchmark.perf --sections gradcam` prints it now).")
+    rows, facts = read(dest, "gradcam_ratios", GRADCAM_FIELDS)
+    models = sorted({r["model"] for r in rows})
+    cells = {(r["ratio"], r["model"]): r for r in rows}
+    out = ["| ratio | " + " | ".join(models) + " | target |", "|---|" + "---|" * (len(models) + 1)]
+    for name in dict.fromkeys(r["ratio"] for r in rows):
+        got = [cells.get((name, m)) for m in models]
+        target = next((r["target"] for r in got if r and r.get("target")), "")
+        line = [ratio(r, "value") + ("" if not r.get("holds") else ", met" if r["holds"] == "True" else ", missed")
+                if r else "–" for r in got]
+        out.append(f"| {name} | " + " | ".join(line) + f" | {target.replace('>=', '≥').replace('<=', '≤') or '–'} |")
+    rounds = [int(float(r["rounds"])) for r in rows if r.get("rounds")]
+    return "\n".join(out + ["", "Ratios: median [min–max] of the per-round ratios; a speed option's target counts as "
+                             "met only where its maps stayed within the option's stated tolerance.", "",
+                             provenance(facts, rounds)])
+
+
 PIPELINE_FIELDS = ("step", "images")
 
 
@@ -207,4 +231,4 @@ def gpu_check(dest: Path) -> str:
 
 
 BLOCKS = {"occlusion": occlusion, "table2": table2, "table2-summary": table2_summary, "ecosystem": ecosystem,
-          "pipeline": pipeline, "gpu-check": gpu_check}
+          "pipeline": pipeline, "gradcam": gradcam, "gpu-check": gpu_check}

@@ -18,7 +18,7 @@ from typing import Callable
 import torch
 
 from benchmark.models import build_model
-from benchmark.perf import ecosystem, occlusion, pipeline, report
+from benchmark.perf import compare, ecosystem, occlusion, pipeline, report
 
 TOYS = ("toy_gap", "toy_vgg")  # built with weights="random" (no training run on first use)
 
@@ -80,6 +80,32 @@ def ecosystem_one(name, net, info, images, ids, cfg, device, budget_s, rounds, r
                      f"directly, {name}, 2 images x {ids.shape[1]} classes (maps/s; ratio 1 = no overhead)"))
 
 
+def gradcam_ratios(rows: list[dict], checks: list[dict], cfg: dict) -> list[dict]:
+    """The Grad-CAM ratios of ``report.ratios`` (median of per-round ratios) with ``value_min``/``value_max``."""
+    rounds = {}
+    for r in rows:
+        if r["section"] == "grad_cam":
+            rounds[r["model"]] = min(rounds.get(r["model"], r["rounds"]), r["rounds"])
+    return [{**r, "value_min": r["min"], "value_max": r["max"], "rounds": rounds[r["model"]]}
+            for r in report.ratios(rows, cfg["k"], with_targets=cfg["targets"], checks=checks)
+            if r["ratio"].startswith("Grad-CAM")]
+
+
+def _gradcam(cfg, device, budget_s, rounds, notes) -> dict:
+    rows, checks = [], []
+    for name in cfg["models"]:
+        net, info = model(name, device)
+        images, ids = batch(info, cfg, device)
+        r, c = compare.grad_cam(name, net, info, images, ids, device, cfg["budget"][name] * budget_s, rounds)
+        rows, checks = rows + r, checks + c
+        del net
+        gc.collect()
+    ratios = gradcam_ratios(rows, checks, cfg)
+    say(report.table(ratios, ["model", "ratio", "value", "value_min", "value_max", "target", "maps_ok", "holds"],
+                     "\nGrad-CAM ratios (median of per-round ratios, min and max)"))
+    return {"gradcam_ratios": ratios, "gradcam_throughput": rows, "gradcam_agreement": checks}
+
+
 def _engines(cfg, device, budget_s, rounds, notes) -> dict:
     rows: list[dict] = []
     for name in cfg["engines"]["models"]:
@@ -106,6 +132,7 @@ def _pipeline(cfg, device, budget_s, rounds, notes) -> dict:
 
 
 SECTIONS = {s.name: s for s in (
+    Section("gradcam", "gradcam_ratios", ("model", "ratio"), ("value",), "grad-cam", _gradcam),
     Section("engines", "occlusion_engines", ("model", "stride"),
             ("plain_vs_captum", "incremental_vs_captum", "incremental_vs_plain"), "occlusion engines", _engines),
     Section("ecosystem", "ecosystem", ("model", "family"), ("adapter_over_library",), "ecosystem", _ecosystem),
