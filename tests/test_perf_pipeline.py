@@ -34,3 +34,11 @@ def test_pipeline_rows_and_cores_per_gpu(tmp_path):
     assert cores["cores_per_gpu"] == pytest.approx(1000.0 * per_image) and "measured" in cores["note"]
     assert rows["draft scale for 224"]["note"].endswith("at 1/1 for a 224 x 224 input")  # 375 px: no DCT reduction
     assert rows["loader, num_workers 1"]["images_per_s"] > 0
+
+
+def test_forward_rate_on_a_device_replaces_the_flop_assumption():
+    import torch
+
+    from benchmark.perf.sections import forward_ips
+
+    assert forward_ips("toy_vgg", torch.device("cpu"), batch=2, size=64, calls=2) > 0  # what --device cuda passes on

@@ -101,6 +101,8 @@ def _loader_rates(paths, workers: list[int], budget_s: float, rounds) -> tuple[l
              for n, ld in zip(workers, loaders)]
     warm_up(timed, torch.device("cpu"))
     interleaved(timed, torch.device("cpu"), *rounds, deadline=time.perf_counter() + budget_s, measure_peak=False)
+    for c in timed:
+        c.fn = None  # the loaders' persistent workers end with their last reference
     del loaders
     return timed, [len(paths) / float(np.median(c.times)) for c in timed]
 

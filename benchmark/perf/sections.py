@@ -124,8 +124,29 @@ def _ecosystem(cfg, device, budget_s, rounds, notes) -> dict:
     return {"ecosystem": eco, "ecosystem_throughput": throughput}
 
 
+@torch.no_grad()
+def forward_ips(name: str, device, batch: int = 32, size: int = 224, calls: int = 5) -> float:
+    """Forward images/s of ``name`` (random weights) on ``device``: the median of ``calls`` timed batches."""
+    import time
+
+    from benchmark.perf.timing import sync
+
+    net, _ = model(name, device)
+    x = torch.randn(batch, 3, size, size, device=device)
+    net(x)
+    sync(device)
+    times = []
+    for _ in range(calls):
+        start = time.perf_counter()
+        net(x)
+        sync(device)
+        times.append(time.perf_counter() - start)
+    return batch / sorted(times)[len(times) // 2]
+
+
 def _pipeline(cfg, device, budget_s, rounds, notes) -> dict:
-    rows = pipeline.run(cfg["pipeline"], budget_s * cfg["budget"]["pipeline"], rounds, notes)
+    measured = {m: forward_ips(m, device) for m in cfg["pipeline"]["models"]} if device.type == "cuda" else None
+    rows = pipeline.run(cfg["pipeline"], budget_s * cfg["budget"]["pipeline"], rounds, notes, measured)
     say(report.table(rows, pipeline.COLUMNS, "\nHost pipeline at ILSVRC-like sizes (per core; loader: images/s "
                      "with num_workers N; cores per GPU at the stated device rate)"))
     return {"pipeline": rows}
