@@ -17,7 +17,7 @@ VOC_TEST := $(if $(DATA_ROOT),dataset.root=$(DATA_ROOT)/voc2007_test,)
 COCO_VAL := $(if $(DATA_ROOT),dataset.root=$(DATA_ROOT)/coco2014_val,)
 export PYTHONUNBUFFERED := 1
 
-.PHONY: help install demo golden demo-ecosystem test test-slow test-slurm bench bench-quick tables table1 table2 table3 pointing pointing-modified dashboard clean-results
+.PHONY: help install demo golden demo-ecosystem test test-slow test-slurm bench bench-quick bench-record bench-verify gpu-check tables table1 table2 table3 pointing pointing-modified dashboard clean-results
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -27,6 +27,7 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q torch==2.13.0 torchvision==0.28.0
 	$(PY) -m pip install -q -e '.[test,bench,dashboard]'
+	$(PY) -m pip install -q --no-deps quantus==0.6.0  # the metrics' reference (docs/metrics.md); its declared opencv-python would shadow opencv-python-headless
 	$(PY) -c 'import benchmark._compat as c; c.main()'  # `import torchvision` first works too (benchmark/_compat.py)
 	@touch $(STAMP)
 
@@ -64,6 +65,16 @@ bench: install ## fast paths vs pytorch-grad-cam and Captum; tables printed, CSV
 
 bench-quick: install ## the bench harness on the toy models (seconds): a smoke test
 	$(PY) -m benchmark.perf --quick --out results/bench/quick
+
+bench-record: install ## re-record the docs' bench sections on a quiet machine (refused above load 0.75 per core), rewrite the docs' blocks
+	$(PY) -m benchmark.perf --sections gradcam,engines,ecosystem,pipeline --quiet-only --out results/bench/record
+	$(PY) -m benchmark.perf.recorded --record results/bench/record --write
+
+bench-verify: install ## rerun the recorded bench sections at a small budget; fails where a ratio leaves its recorded range
+	$(PY) -m benchmark.perf --verify --quiet-only --out results/bench/verify $(BENCH_ARGS)
+
+gpu-check: install ## every method and metric on CUDA vs CPU, Table 1 jobs and occlusion engines timed; writes results/gpu_check/gpu_check.json
+	$(PY) -m benchmark.perf.gpu_check --device cuda --out results/gpu_check $(ARGS)
 
 WANDB_ENTITY ?=
 WANDB_PROJECT ?= gradcam-benchmark

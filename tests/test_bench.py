@@ -134,6 +134,15 @@ def test_quick_bench_writes_every_table(tmp_path):
     assert (engines[["captum_maps_per_s", "plain_maps_per_s", "incremental_maps_per_s"]] > 0).all(axis=None)
     assert (engines["incremental_flop_bound"] > engines["plain_flop_bound"]).all()  # footprints cost less
     assert (engines["max_diff_rel"] < 1e-4).all()  # incremental = plain up to float32 rounding
+    for ratio in ("plain_vs_captum", "incremental_vs_captum", "incremental_vs_plain"):  # median within [min, max]
+        assert (engines[f"{ratio}_min"] <= engines[ratio]).all() and (engines[ratio] <= engines[f"{ratio}_max"]).all()
+    grad = pd.read_csv(tmp_path / "gradcam_ratios.csv")  # the recorded Grad-CAM section: ranges kept
+    assert set(grad["model"]) == {"toy_gap", "toy_vgg"} and grad["ratio"].str.startswith("Grad-CAM").all()
+    assert ((grad["value_min"] <= grad["value"]) & (grad["value"] <= grad["value_max"])).all()
+    pipe = pd.read_csv(tmp_path / "pipeline.csv").set_index("step")  # host side: decode, preprocess, loader, cores
+    assert (pipe.loc[["decode (PIL)", "preprocess (paper, 224)", "to_original + box", "loader, num_workers 1",
+                      "loader, num_workers 2"], "images_per_s"] > 0).all()
+    assert pipe.loc["cores per GPU, vgg16", "cores_per_gpu"] > 0
     assert not torch.is_autocast_enabled("cpu") and torch.is_grad_enabled()
 
 

@@ -11,7 +11,7 @@ One representative per family, on the same model, batch and K classes per image:
   repeated images with ``max_c |.|``.
 
 The ratio ``adapter / library`` of maps per second (median of per-round ratios) is the adapter's
-overhead: 1 means none. Sections are skipped, with a note, where a library is not installed.
+overhead: 1 means none; ``_min`` and ``_max`` are the extremes of the per-round ratios. Sections are skipped, with a note, where a library is not installed.
 """
 
 from __future__ import annotations
@@ -75,7 +75,8 @@ def run(model_name, model, info, images, class_ids, device, budget_s, rounds) ->
         ratio = paired_ratio(r[1]["times"], r[0]["times"])  # library time / adapter time = adapter speed ratio
         ratios.append({"model": model_name, "family": family, "adapter": name,
                        "adapter_maps_per_s": r[0]["maps_per_s"], "library_maps_per_s": r[1]["maps_per_s"],
-                       "adapter_over_library": ratio["ratio"], "min": ratio["ratio_min"], "max": ratio["ratio_max"],
+                       "adapter_over_library": ratio["ratio"], "adapter_over_library_min": ratio["ratio_min"],
+                       "adapter_over_library_max": ratio["ratio_max"],
                        "rounds": r[0]["rounds"]})
     return rows, ratios, notes
 

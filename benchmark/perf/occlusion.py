@@ -15,18 +15,22 @@ centers per map (DESIGN 4.5), Captum ``((224 - p) // s + 1)^2`` windows. The FLO
 ratio is the same quotient with multiply-adds counted by ``torch.utils.flop_counter`` instead of
 seconds (convs and matmuls only), so the gap between a ratio and its bound is overhead.
 Contenders are timed in interleaved rounds (``timing.interleaved``: plain, Captum, the clean pass,
-incremental per stride, in rotating order; at least ``rounds[0]``, more while the budget lasts),
-the fastest call of each kept, so a change in the machine's load hits every contender alike.
+incremental per stride, in rotating order; at least ``rounds[0]``, more while the budget lasts).
+Each ratio is computed per round from the calls of that round, which ran seconds apart, and kept as
+the median over rounds with its min and max (``policy.ratio_stats``); maps/s come from each
+contender's median call.
 """
 
 from __future__ import annotations
 
+import statistics
 import time
 
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from benchmark.perf.timing import Contender, interleaved
+from benchmark.perf.policy import ratio_stats
+from benchmark.perf.timing import Contender, interleaved, warm_up
 from benchmark.perf.tools import captum_occlusion
 from benchmark.methods._occlusion_regions import materialize, occluder
 from benchmark.methods.occlusion import centers, default_max_batch, incremental_engine
@@ -82,8 +86,9 @@ def engines(name: str, model, device, budget_s: float, rounds: tuple[int, int], 
     fns = {"plain": lambda: model(copies), "captum": lambda: cap(x, torch.tensor([cls], device=device)),
            "clean": lambda: engine.clean(x), **{s: (lambda s=s: incremental(s)) for s in strides}}
     timed = [Contender(str(k), str(k), fn, 1, 1) for k, fn in fns.items()]
+    warm_up(timed, device)  # one unrecorded call each: one-time costs stay out of the first round
     done = interleaved(timed, device, rounds[0], rounds[1], time.perf_counter() + budget_s, measure_peak=False)
-    best = {k: min(c.times) for k, c in zip(fns, timed)}  # the fastest call: the least disturbed by load
+    times = {k: c.times for k, c in zip(fns, timed)}
     rows, notes = [], []
     for stride in strides:
         f_inc, got = _flops(lambda: engine.occluded(clean, img, batches[stride]))
@@ -92,17 +97,18 @@ def engines(name: str, model, device, budget_s: float, rounds: tuple[int, int], 
         ref = model(materialize(x, img, batches[stride])[:plain_batch])[:, cls]
         drop = (clean[engine.nodes[-1]][0, cls] - ref).abs().max().clamp_min(1e-30)
         ours_n, cap_n = len(centers(size, stride)) ** 2, ((size - patch) // stride + 1) ** 2
-        per_map = {"plain": best["clean"] + ours_n * best["plain"] / plain_batch,
-                   "captum": cap_n * best["captum"] / cap_windows,
-                   "incremental": best["clean"] + ours_n * best[stride] / inc_batch}
+        # seconds per map of each contender in each round (the calls of one round ran seconds apart)
+        per_map = [{"plain": t["clean"] + ours_n * t["plain"] / plain_batch, "captum": cap_n * t["captum"] / cap_windows,
+                    "incremental": t["clean"] + ours_n * t[stride] / inc_batch}
+                   for t in ({k: v[i] for k, v in times.items()} for i in range(done))]
         bound = {"plain": cap_n / (ours_n + 1), "incremental": cap_n * f_forward / (f_forward + ours_n * f_inc)}
         row = {"model": name, "patch": patch, "stride": stride, "windows_ours": ours_n, "windows_captum": cap_n,
                "rounds": done}
-        row.update({f"{k}_maps_per_s": 1.0 / v for k, v in per_map.items()})
+        row.update({f"{k}_maps_per_s": 1.0 / statistics.median(p[k] for p in per_map) for k in per_map[0]})
         for k in ("plain", "incremental"):
-            row[f"{k}_vs_captum"] = per_map["captum"] / per_map[k]
+            row.update(ratio_stats(f"{k}_vs_captum", [p["captum"] / p[k] for p in per_map]))
             row[f"{k}_flop_bound"] = bound[k]
-        row["incremental_vs_plain"] = per_map["plain"] / per_map["incremental"]
+        row.update(ratio_stats("incremental_vs_plain", [p["plain"] / p["incremental"] for p in per_map]))
         row["incremental_vs_plain_flop_bound"] = (ours_n + 1) * f_forward / (f_forward + ours_n * f_inc)
         row["gmac_per_window"] = f"{f_inc / 2e9:.2f} of {f_forward / 2e9:.2f}"
         row["max_diff_rel"] = float((got - ref).abs().max() / drop)
@@ -124,5 +130,6 @@ def profile(timings: dict, top: int = 8) -> str:
 
 COLUMNS = ["model", "stride", "rounds", "windows_ours", "windows_captum", "captum_maps_per_s", "plain_maps_per_s",
            "incremental_maps_per_s", "plain_vs_captum", "plain_flop_bound", "incremental_vs_captum",
-           "incremental_flop_bound", "incremental_vs_plain", "incremental_vs_plain_flop_bound", "gmac_per_window",
+           "incremental_flop_bound", "incremental_vs_plain", "incremental_vs_plain_flop_bound", "incremental_vs_plain_min",
+           "incremental_vs_plain_max", "gmac_per_window",
            "max_diff_rel", "target", "holds"]

@@ -1,160 +1,87 @@
 """Recorded bench results and the docs tables rendered from them.
 
-    python -m benchmark.perf.recorded --record results/bench/full   # copy a run's sections here
-    python -m benchmark.perf.recorded --write                       # rewrite the docs' blocks
-    python -m benchmark.perf.recorded                               # check: exit 1 if a block differs
+    make bench-record                                                # a quiet machine: run, record, rewrite
+    python -m benchmark.perf.recorded --record results/bench/record  # copy a run's recorded sections here
+    python -m benchmark.perf.recorded --write                        # rewrite the docs' blocks
+    python -m benchmark.perf.recorded                                # check: exit 1 if a block differs
 
-A bench run (``python -m benchmark.perf [--sections engines,ecosystem]``) writes CSVs and
-``run.json``; ``--record`` copies the CSVs of the sections it ran to ``results/recorded/bench/``
-with ``<section>.json``: the run's machine facts (CPU, cores, threads, load average at start and
-end), versions, date and commit. The docs hold generated blocks between ``<!-- bench:NAME -->``
-and ``<!-- /bench -->``; every block is rendered from the recorded files only, so a figure about
-the bench in the docs is one that a recorded run measured.
+A bench run (``python -m benchmark.perf [--sections engines,ecosystem,pipeline]``) writes CSVs and
+``run.json``; ``--record`` copies the CSVs of the recorded sections it ran (``sections.SECTIONS``)
+to ``results/recorded/bench/`` with ``<stem>.json``: the run's machine facts (CPU, cores, threads,
+load average at start and end, quiet or loaded, rounds), versions, date and commit. It refuses a
+run that breaks the recording policy (``policy.py``: a quick or verify run, fewer than
+``MIN_ROUNDS`` rounds, a loaded machine unless ``--allow-loaded``), writing nothing. The docs hold
+generated blocks between ``<!-- bench:NAME -->`` and ``<!-- /bench -->``; every block is rendered
+from the recorded files only (``blocks.py``), so a figure about the bench in the docs is one that a
+recorded run measured, shown with its range and its load.
 """
 
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import re
 import shutil
 import sys
 from pathlib import Path
 
-from benchmark.perf import estimates
+from benchmark.perf import policy
+from benchmark.perf.blocks import BLOCKS
+from benchmark.perf.sections import SECTIONS
 
 REPO = Path(__file__).resolve().parents[2]
 RECORDED = REPO / "results" / "recorded" / "bench"
-DOCS = ("README.md", "docs/occlusion.md", "docs/ecosystem.md", "docs/tables.md")
-SECTION_FILES = {"engines": "occlusion_engines", "ecosystem": "ecosystem"}
-FACTS = ("date", "device", "cpu_model", "cpus", "threads", "load_avg_start", "load_avg_end", "wall_s", "budget_s")
-GPUS = 8  # the N of the N-GPU estimates (the Slurm sweep's shard count in the docs' examples)
+DOCS = ("README.md", "docs/occlusion.md", "docs/ecosystem.md", "docs/tables.md", "docs/performance.md")
+FACTS = ("date", "device", "cpu_model", "cpus", "threads", "load_avg_start", "load_avg_end", "load_avg_between",
+         "max_load", "load_state", "rounds", "wall_s", "budget_s")
 BLOCK = re.compile(r"(<!-- bench:([\w-]+) -->\n)(.*?)(<!-- /bench -->)", re.S)
 
 
-def record(run_dir: Path, dest: Path = RECORDED) -> list[Path]:
-    """Copy the CSVs of the sections ``run_dir`` ran, with their run facts, to ``dest``."""
+class RefusedRecording(ValueError):
+    """A run that the recording policy does not accept (loaded machine, too few rounds, quick, verify)."""
+
+
+def _policy_check(meta: dict, path: Path, allow_loaded: bool) -> None:
+    """Raise ``RefusedRecording`` naming the field where ``meta`` breaks the recording policy."""
+    for field, bad in (("quick", True), ("verify", True)):
+        if meta.get(field, field == "quick") is bad:
+            raise RefusedRecording(f"{path}: field {field!r} is {meta.get(field)!r}; expected false (a full run)")
+    rounds = meta.get("rounds") or [0]
+    if rounds[0] < policy.MIN_ROUNDS:
+        raise RefusedRecording(f"{path}: field 'rounds' is {rounds!r}; expected at least {policy.MIN_ROUNDS} rounds "
+                               "per comparison (run python -m benchmark.perf without --quick)")
+    if meta.get("load_state") != "quiet" and not allow_loaded:
+        raise RefusedRecording(
+            f"{path}: field 'load_state' is {meta.get('load_state')!r} (load average {meta['load_avg_start'][0]:.2f} "
+            f"at the start, {meta['load_avg_end'][0]:.2f} at the end, limit {meta.get('max_load')}); expected 'quiet': "
+            "rerun on a quiet machine, or pass --allow-loaded to record it marked loaded")
+
+
+def record(run_dir: Path, dest: Path = RECORDED, allow_loaded: bool = False) -> list[Path]:
+    """Copy the CSVs of the recorded sections ``run_dir`` ran, with their run facts, to ``dest``.
+
+    Refused (``RefusedRecording``, nothing written) unless the run is a full one with at least
+    ``policy.MIN_ROUNDS`` rounds on a quiet machine; ``allow_loaded`` records a loaded run, marked so."""
     meta_path = Path(run_dir) / "run.json"
     if not meta_path.is_file():
         raise FileNotFoundError(f"{meta_path}: no run.json; expected the --out folder of a benchmark.perf run")
     meta = json.loads(meta_path.read_text())
-    if meta.get("quick", True):
-        raise ValueError(f"{meta_path}: field 'quick' is {meta.get('quick')!r}; expected false (a full run)")
+    _policy_check(meta, meta_path, allow_loaded)
     facts = {k: meta.get(k) for k in FACTS}
     facts.update(torch=(meta.get("versions") or {}).get("torch"), commit=(meta.get("git") or {}).get("commit"),
-                 dirty=(meta.get("git") or {}).get("dirty"), notes=meta.get("notes", []))
+                 dirty=(meta.get("git") or {}).get("dirty"))
+    ran = [s for name, s in SECTIONS.items() if "all" in meta.get("sections", ["all"]) or name in meta["sections"]]
+    for s in ran:
+        if not (Path(run_dir) / f"{s.stem}.csv").is_file():
+            raise FileNotFoundError(f"{Path(run_dir) / (s.stem + '.csv')}: missing; run.json says section {s.name!r} ran")
     dest.mkdir(parents=True, exist_ok=True)
     written = []
-    for section, stem in SECTION_FILES.items():
-        src = Path(run_dir) / f"{stem}.csv"
-        if "all" not in meta.get("sections", ["all"]) and section not in meta["sections"]:
-            continue
-        if not src.is_file():
-            raise FileNotFoundError(f"{src}: missing; run.json says section {section!r} ran")
-        shutil.copyfile(src, dest / src.name)
-        notes = [n for n in facts["notes"] if n.startswith({"engines": "occlusion engines", "ecosystem": "ecosystem"}[section])]
-        (dest / f"{stem}.json").write_text(json.dumps({**facts, "notes": notes}, indent=2) + "\n")
-        written += [dest / src.name, dest / f"{stem}.json"]
+    for s in ran:
+        shutil.copyfile(Path(run_dir) / f"{s.stem}.csv", dest / f"{s.stem}.csv")
+        notes = [n for n in meta.get("notes", []) if n.startswith(s.note_prefix)]
+        (dest / f"{s.stem}.json").write_text(json.dumps({**facts, "notes": notes}, indent=2) + "\n")
+        written += [dest / f"{s.stem}.csv", dest / f"{s.stem}.json"]
     return written
-
-
-def _read(dest: Path, stem: str, fields: tuple[str, ...]) -> tuple[list[dict], dict]:
-    """Rows of ``<stem>.csv`` (each with ``fields``) and the facts of ``<stem>.json``."""
-    path = dest / f"{stem}.csv"
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: missing; record a full bench run (python -m benchmark.perf.recorded --record)")
-    with path.open(newline="") as f:
-        rows = list(csv.DictReader(f))
-    for i, row in enumerate(rows):
-        for field in fields:
-            if row.get(field) in (None, ""):
-                raise ValueError(f"{path}: row {i + 2} has no field {field!r}; expected a value in every row")
-    return rows, json.loads((dest / f"{stem}.json").read_text())
-
-
-def _num(v: str, digits: int = 3) -> str:
-    x = float(v)
-    return f"{x:.{digits}g}" if abs(x) < 1000 else f"{x:.0f}"
-
-
-def _provenance(facts: dict) -> str:
-    load = facts.get("load_avg_start") or [float("nan")]
-    end = facts.get("load_avg_end") or [float("nan")]
-    busy = load[0] > 0.5 * (facts.get("cpus") or 1) or end[0] > 0.5 * (facts.get("cpus") or 1)
-    commit = (facts.get("commit") or "?")[:7] + (" plus uncommitted changes" if facts.get("dirty") else "")
-    return (f"Recorded {facts.get('date')} at commit {commit}: {facts.get('cpu_model')}, {facts.get('cpus')} cores, "
-            f"{facts.get('threads')} threads, torch {facts.get('torch')}, one-minute load average "
-            f"{load[0]:.2f} at the start and {end[0]:.2f} at the end"
-            + (" (a shared, loaded machine: absolute figures are low, ratios of contenders timed in the same rounds "
-               "are the figures to compare)." if busy else "."))
-
-
-ENGINE_FIELDS = ("model", "stride", "rounds", "captum_maps_per_s", "plain_maps_per_s", "incremental_maps_per_s",
-                 "plain_vs_captum", "plain_flop_bound", "incremental_vs_captum", "incremental_flop_bound",
-                 "incremental_vs_plain", "incremental_vs_plain_flop_bound", "gmac_per_window", "max_diff_rel")
-
-
-def occlusion(dest: Path) -> str:
-    """Maps/s of the three contenders, their ratios beside the FLOP bounds, targets, and the profile."""
-    rows, facts = _read(dest, "occlusion_engines", ENGINE_FIELDS)
-    out = ["| model | stride | rounds | maps/s Captum | plain | incremental | plain / Captum (bound) "
-           "| incremental / Captum (bound) | incremental / plain (bound) | target | GMAC per window, incremental "
-           "of full | max_diff_rel |", "|" + "---|" * 12]
-    for r in rows:
-        target = f"≥ {_num(r['target'])}×: {'met' if r['holds'] == 'True' else 'missed'}" if r.get("target") else "–"
-        out.append(f"| {r['model']} | {r['stride']} | {r['rounds']} | {_num(r['captum_maps_per_s'])} "
-                   f"| {_num(r['plain_maps_per_s'])} | {_num(r['incremental_maps_per_s'])} "
-                   f"| {_num(r['plain_vs_captum'])} ({_num(r['plain_flop_bound'])}) "
-                   f"| {_num(r['incremental_vs_captum'])} ({_num(r['incremental_flop_bound'])}) "
-                   f"| {_num(r['incremental_vs_plain'])} ({_num(r['incremental_vs_plain_flop_bound'])}) "
-                   f"| {target} | {r['gmac_per_window']} | {float(r['max_diff_rel']):.1e} |")
-    out += ["", _provenance(facts), "", "Incremental time per graph node (largest eight, share of the call):", ""]
-    out += [f"- {r['model']}, stride {r['stride']}: {r.get('profile') or '(not recorded)'}" for r in rows]
-    return "\n".join(out)
-
-
-def table2(dest: Path) -> str:
-    """Table 2's occlusion wall time with each engine, from the recorded speed-up on VGG-16."""
-    rows, facts = _read(dest, "occlusion_engines", ENGINE_FIELDS)
-    est = estimates.table2_occlusion(rows, GPUS)
-    out = [f"| engine | speed-up over plain | 1 GPU | {GPUS} GPUs (Slurm shards) |", "|---|---|---|---|"]
-    out += [f"| {e['engine']} | {e['speedup']:.2f}× | {e['time_1_gpu']} | {e['time_n_gpus']} |" for e in est]
-    stride = min(int(r["stride"]) for r in rows if r["model"] == "vgg16")
-    out += ["", f"Speed-ups: VGG-16, patch 35, stride {stride} (the smallest timed), recorded {facts.get('date')} "
-            f"(commit {(facts.get('commit') or '?')[:7]}); 2 510 images, {estimates.GPU_TFLOPS:g} effective TFLOP/s "
-            "per GPU; `benchmark/perf/estimates.py:table2_occlusion`."]
-    return "\n".join(out)
-
-
-def table2_summary(dest: Path) -> str:
-    """One sentence for the Table 2 entry of docs/tables.md."""
-    rows, _ = _read(dest, "occlusion_engines", ENGINE_FIELDS)
-    est = {e["engine"]: e for e in estimates.table2_occlusion(rows, GPUS)}
-    inc, flop, plain = est["incremental, measured"], est["incremental, FLOP bound"], est["plain"]
-    return (f"- **Expected runtime on one GPU**: about {inc['time_1_gpu']} with the incremental occlusion engine "
-            f"(its {inc['speedup']:.2f}× speed-up over plain forwards measured on a CPU; {flop['time_1_gpu']} at "
-            f"its FLOP-count ratio, {flop['speedup']:.2f}×; {plain['time_1_gpu']} with `engine=plain`), almost all "
-            f"of it occlusion; {inc['time_n_gpus']} ({flop['time_n_gpus']}; {plain['time_n_gpus']}) on {GPUS} "
-            f"GPUs (`LAUNCHER=slurm`, `dataset.num_shards={GPUS}`). From the recorded bench run: docs/occlusion.md.")
-
-
-ECO_FIELDS = ("model", "family", "adapter", "adapter_maps_per_s", "library_maps_per_s", "adapter_over_library",
-              "min", "max", "rounds")
-
-
-def ecosystem(dest: Path) -> str:
-    """Each adapter family's maps/s against its library called directly."""
-    rows, facts = _read(dest, "ecosystem", ECO_FIELDS)
-    out = ["| model | family | adapter | adapter maps/s | library maps/s | adapter / library [min, max] | rounds |",
-           "|---|---|---|---|---|---|---|"]
-    out += [f"| {r['model']} | {r['family']} | `{r['adapter']}` | {_num(r['adapter_maps_per_s'])} "
-            f"| {_num(r['library_maps_per_s'])} | {_num(r['adapter_over_library'])} "
-            f"[{_num(r['min'])}, {_num(r['max'])}] | {r['rounds']} |" for r in rows]
-    return "\n".join(out + ["", _provenance(facts)])
-
-
-BLOCKS = {"occlusion": occlusion, "table2": table2, "table2-summary": table2_summary, "ecosystem": ecosystem}
 
 
 def render(text: str, dest: Path = RECORDED, source: str = "<text>") -> str:
@@ -176,9 +103,16 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmark.perf.recorded", description=__doc__.splitlines()[0])
     parser.add_argument("--record", type=Path, help="a full run's --out folder: copy its sections' CSVs and facts")
     parser.add_argument("--write", action="store_true", help="rewrite the docs' blocks (default: only check them)")
+    parser.add_argument("--allow-loaded", action="store_true",
+                        help="record a run made on a loaded machine (the docs then say 'loaded' beside it)")
     args = parser.parse_args(argv)
     if args.record:
-        for path in record(args.record):
+        try:
+            paths = record(args.record, allow_loaded=args.allow_loaded)
+        except (RefusedRecording, FileNotFoundError) as err:
+            print(f"not recorded: {err}", file=sys.stderr)
+            return 2
+        for path in paths:
             print(f"recorded {path.relative_to(REPO) if path.is_relative_to(REPO) else path}")
     if args.write:
         for doc in DOCS:
