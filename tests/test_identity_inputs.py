@@ -147,6 +147,11 @@ def test_edited_manifest_reruns_and_stale_lists_the_old_run(tiny_synthetic, tmp_
     assert stale.main(["--results", str(tmp_path / "res")]) == 0
     out = capsys.readouterr().out
     assert first["run_dir"] in out and "dataset" in out and second["run_dir"] not in out
+    from benchmark.report.__main__ import main as report
+
+    report(["--results", str(tmp_path / "res"), "--experiment", "mine"])  # the report marks the stale run
+    err = capsys.readouterr().err
+    assert f"stale: {first['run_dir']}" in err and f"stale: {second['run_dir']}" not in err
 
 
 def test_migrate_moves_a_run_of_the_older_identity_only_when_told(tmp_path, capsys):

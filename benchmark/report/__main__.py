@@ -7,7 +7,8 @@ other experiment gets a generic table per metric (``benchmark.report.generic``),
 with several metrics a metric-agreement table (``benchmark.report.agreement``).
 
 The set is written into a temporary folder and swapped in at the end (``benchmark.report.publish``):
-a failure leaves the previous tables untouched. A summary that cannot be read, or that names an invalid
+a failure leaves the previous tables untouched. A finished run whose inputs changed after it ran
+(``benchmark.runs.stale``) is marked on the console with what changed. A summary that cannot be read, or that names an invalid
 experiment, is listed by path and skipped; the rest is built and the exit status is 1. A full disk is a
 ``DiskFullError`` naming the folder, exit status 1, nothing changed.
 """
@@ -25,7 +26,9 @@ from benchmark.report.publish import discard, publish, staging
 from benchmark.report.significance import DEFAULT_REFERENCE
 from benchmark.report.specs import SPECS, extra_outputs, spec_table
 from benchmark.report.tables import collect, to_markdown, write_table
+from benchmark.report.sanity_figure import sanity_figures
 from benchmark.runs.merge import merge_all
+from benchmark.runs.stale import stale_runs
 
 
 def build_all(frame, out: Path, experiment: str | None, results: Path, reference: str) -> list[Path]:
@@ -47,6 +50,7 @@ def build_all(frame, out: Path, experiment: str | None, results: Path, reference
     written += extra_outputs(frame, out, experiment, results, reference)
     written += generic_tables(frame, out, experiment, reference)
     written += agreement_outputs(frame, out, experiment)
+    written += sanity_figures(frame, out, experiment)
     return written
 
 
@@ -81,6 +85,10 @@ def main(argv: list[str] | None = None) -> int:
     names = {p.name for p in written}
     shown = [p for p in final if p.name in names]
     print("tables written: " + (", ".join(map(str, shown)) or "none (no finished runs)"))
+    for run in stale_runs(results):
+        if not args.experiment or Path(run["run_dir"]).relative_to(results / "runs").parts[0].startswith(args.experiment):
+            print(f"stale: {run['run_dir']}: its inputs changed after it ran ({', '.join(run['changed'])}); "
+                  "its row shows the old inputs' result, rerun the same command to replace it", file=sys.stderr)
     for line in skipped:
         print(f"skipped: {line}", file=sys.stderr)
     if skipped:
