@@ -1,5 +1,6 @@
 """The bench harness: statistics, paired ratios, interleaving, leak detectors, and a ``--quick`` run."""
 
+import importlib.util
 import json
 import time
 
@@ -113,6 +114,10 @@ def test_quick_bench_writes_every_table(tmp_path):
     ecosystem = pd.read_csv(tmp_path / "ecosystem.csv")  # one row per family: adapter vs the library directly
     assert list(ecosystem["family"]) == ["pytorch-grad-cam", "captum"]
     assert (ecosystem[["adapter_maps_per_s", "library_maps_per_s", "adapter_over_library"]] > 0).all().all()
+    if importlib.util.find_spec("quantus") is not None:  # native perturbation curves vs Quantus on the same maps
+        metrics = pd.read_csv(tmp_path / "metrics.csv")
+        assert list(metrics["metric"]) == ["deletion", "region_perturbation"]
+        assert (metrics["native_over_quantus"] > 0).all() and (metrics["max_abs_diff"] < 1e-5).all()
     meta = json.loads((tmp_path / "run.json").read_text())
     assert meta["quick"] is True and meta["wall_s"] > 0
     throughput = pd.read_csv(tmp_path / "throughput.csv")

@@ -35,14 +35,14 @@ import torch
 
 import benchmark  # noqa: F401  (makes torchvision importable on a CPU-only torch)
 from benchmark.io import atomic_write_bytes
-from benchmark.perf import compare, estimates, memory, pipeline, policy, post, report, sections, verify
+from benchmark.perf import compare, estimates, memory, metrics_section, pipeline, policy, post, report, sections, verify
 from benchmark.runs import provenance
 
 FULL = {"models": ("resnet50", "vgg16"), "batch": 8, "size": 224, "k": 5, "rounds": (2, 6),
         "recorded_rounds": (policy.MIN_ROUNDS, policy.MAX_ROUNDS),  # the sections the docs quote
         "pipeline": {"images": 32, "models": ("vgg16", "resnet50"), "max_workers": None},
         "budget": {"resnet50": 0.12, "vgg16": 0.30, "pixel": 0.15, "occlusion": 0.08, "ecosystem": 0.06,
-                   "engines": 0.25, "pipeline": 0.06},
+                   "engines": 0.25, "pipeline": 0.06, "metrics": 0.06},
         "pixel_model": "resnet50", "occlusion": {"model": "resnet50", "batch": 2, "patch": 35, "stride": 28},
         "engines": {"models": ("vgg16", "resnet50"), "patch": 35, "strides": (14, 8), "size": 224},
         "post_images": 64, "post_rounds": 3,
@@ -51,7 +51,7 @@ FULL = {"models": ("resnet50", "vgg16"), "batch": 8, "size": 224, "k": 5, "round
 QUICK = {"models": ("toy_gap", "toy_vgg"), "batch": 2, "size": 64, "k": 2, "rounds": (1, 1), "recorded_rounds": (1, 1),
          "pipeline": {"images": 4, "models": ("vgg16",), "max_workers": 2},
          "budget": {"toy_gap": 0.3, "toy_vgg": 0.3, "pixel": 0.2, "occlusion": 0.1, "ecosystem": 0.1,
-                    "engines": 0.1, "pipeline": 0.1},
+                    "engines": 0.1, "pipeline": 0.1, "metrics": 0.1},
          "pixel_model": "toy_gap", "occlusion": {"model": "toy_gap", "batch": 1, "patch": 15, "stride": 8},
          "engines": {"models": ("toy_vgg",), "patch": 15, "strides": (8,), "size": 64},
          "post_images": 4, "post_rounds": 1,
@@ -62,7 +62,7 @@ _say, _model, _batch = sections.say, sections.model, sections.batch
 
 
 def _model_sections(name: str, cfg: dict, device, budget_s: float, rows: list, checks: list, notes: list,
-                    eco_rows: list, engine_rows: list) -> None:
+                    eco_rows: list, engine_rows: list, metric_rows: list) -> None:
     """Grad-CAM on ``name``; pixel-space and occlusion sections too where ``cfg`` names this model."""
     model, info = _model(name, device)
     images, ids = _batch(info, cfg, device)
@@ -78,6 +78,13 @@ def _model_sections(name: str, cfg: dict, device, budget_s: float, rows: list, c
         _say(report.table(r, THROUGHPUT_COLUMNS, f"\nGuided backprop and gradient, {name}"))
         sections.ecosystem_one(name, model, info, images, ids, cfg, device, budget_s, cfg["recorded_rounds"], rows,
                                notes, eco_rows)
+        r, ratios, metric_notes = metrics_section.section(name, model, info, images[:2], ids[:2], device,
+                                                          cfg["budget"]["metrics"] * budget_s, cfg["rounds"])
+        rows += r
+        notes += metric_notes
+        metric_rows.extend(ratios)
+        _say(report.table(ratios, list(ratios[0]) if ratios else ["metric"], f"\nPerturbation metrics, native vs "
+                          f"Quantus, {name}, 2 images (images/s; native_over_quantus > 1: native is faster)"))
     occ = cfg["occlusion"]
     if name == occ["model"]:
         r, note = compare.occlusion(name, model, info, images[:occ["batch"]], ids[:occ["batch"]], device,
@@ -108,10 +115,10 @@ def _memory_section(cfg: dict, device) -> tuple[list[dict], list[dict]]:
 
 def run(cfg: dict, device: torch.device, out: Path, budget_s: float, gpus: int) -> dict:
     """Run every section; write CSVs under ``out``; return the tables as lists of rows."""
-    rows, checks, notes, eco_rows, engine_rows = [], [], [], [], []
+    rows, checks, notes, eco_rows, engine_rows, metric_rows = [], [], [], [], [], []
     loads = []  # the one-minute load average after each model's sections
     for name in cfg["models"]:
-        _model_sections(name, cfg, device, budget_s, rows, checks, notes, eco_rows, engine_rows)
+        _model_sections(name, cfg, device, budget_s, rows, checks, notes, eco_rows, engine_rows, metric_rows)
         gc.collect()
         loads.append(os.getloadavg()[0])
     _say(report.table(checks, ["section", "model", "compared", "max_normalized_diff", "min_pearson", "max_rel_diff"],
@@ -139,7 +146,7 @@ def run(cfg: dict, device: torch.device, out: Path, budget_s: float, gpus: int) 
                       "\nEstimated wall time of the paper's evaluations (see benchmark/perf/estimates.py)"))
     tables = {"throughput": rows, "agreement": checks, "post": post_rows, "memory": memory_rows,
               "memory_checks": mem_checks, "ratios": ratios, "estimates": est, "ecosystem": eco_rows,
-              "occlusion_engines": engine_rows, "pipeline": pipeline_rows,
+              "occlusion_engines": engine_rows, "pipeline": pipeline_rows, "metrics": metric_rows,
               "gradcam_ratios": sections.gradcam_ratios(rows, checks, cfg)}
     for name, table_rows in tables.items():
         report.write_csv(out / f"{name}.csv", table_rows)
