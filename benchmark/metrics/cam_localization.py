@@ -14,6 +14,8 @@ resized as the ``localization`` metric does). Box rules (``box``):
 
 Records and aggregation are those of ``localization``; the devkit rule applies to the guesses
 the box choice submits. Only ``maps: crops`` with ``merge: abs_sum`` is CAM's pipeline as released.
+When every crop's map is degenerate (constant, non-finite; checked per crop before the merge) the
+image gets no box and is flagged ``degenerate``, as a degenerate single map is.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ from benchmark.metrics.boxes import box_from_map, max_iou, require_cv2
 from benchmark.metrics.cam_protocol import (JPEG_QUALITY, MERGES, frame_size, heatmap_uint8, merge_crops,
                                             resize_bicubic, ten_crops)
 from benchmark.metrics.localization import Localization  # records, aggregation, MaxBoxAcc
-from benchmark.types import is_degenerate
+from benchmark.types import check_logits, is_degenerate, top_classes
 
 RULES = ("dt_box", "text", "threshold")
 MAP_SOURCES = ("crops", "full")
@@ -83,8 +85,9 @@ class CamLocalization(Localization):
         crops = ten_crops(frames, size).flatten(0, 1)
         gt = torch.tensor([s.labels[0] for s in samples], dtype=torch.long)
         ex = method.explain(crops, gt.repeat_interleave(10))
+        check_logits(ex.logits.view(len(samples), -1), [s.image_id for s in samples])
         probs = ex.logits.float().softmax(dim=1).view(len(samples), 10, -1).mean(dim=1)
-        top = probs.topk(min(self.topk, probs.shape[1]), dim=1).indices.cpu().numpy()
+        top = top_classes(probs, min(self.topk, probs.shape[1]), [s.image_id for s in samples]).cpu().numpy()
         crop_maps = ex.maps[:, 0].detach().cpu().view(len(samples), 10, size, size)
         full = method.explain(images, gt).maps.detach().cpu() if self.maps == "full" else None
 
@@ -94,9 +97,11 @@ class CamLocalization(Localization):
                 if full is None:
                     merged = merge_crops(crop_maps[i], frames.shape[-1], self.merge).numpy()
                     saliency = resize_bicubic(merged, sample.orig_size_hw)
+                    empty = all(is_degenerate(c) for c in crop_maps[i].numpy())  # before the merge
                 else:
                     saliency = self.to_original(prep, full[i], sample).astype(np.float64)
-                rows.append(self.score_crops(sample, int(gt[i]), saliency, top[i]))
+                    empty = False
+                rows.append(self.score_crops(sample, int(gt[i]), saliency, top[i], empty))
             return rows
 
         return finish
@@ -114,9 +119,15 @@ class CamLocalization(Localization):
             box = box_from_map(saliency, self.threshold, self.normalization)
         return [] if box is None else [box]
 
-    def score_crops(self, sample, class_id: int, saliency: np.ndarray, top: np.ndarray) -> dict:
-        """Record for one image: the devkit flags over the guesses of the box choice."""
-        boxes = self.boxes_of(saliency)
+    def score_crops(self, sample, class_id: int, saliency: np.ndarray, top: np.ndarray,
+                    crops_degenerate: bool = False) -> dict:
+        """Record for one image: the devkit flags over the guesses of the box choice.
+
+        ``crops_degenerate``: every crop's map was degenerate before the merge. Merging constant
+        crop maps gives the crops' coverage pattern (larger where more crops overlap), which
+        would otherwise yield a near-whole-image box; such an image gets no box and is flagged.
+        """
+        boxes = [] if crops_degenerate else self.boxes_of(saliency)
         gt_boxes = sample.boxes_of(class_id)
         hits = [max_iou(b, gt_boxes) >= self.iou_threshold for b in boxes]
         rank = int(np.flatnonzero(top == class_id)[0]) + 1 if class_id in top else None
@@ -125,7 +136,8 @@ class CamLocalization(Localization):
         own = 1 if self.box_choice == "second" else 0  # the box the GT class gets as its first guess
         box = boxes[own] if own < len(boxes) else None
         row = super().score_one(sample, class_id, saliency, top, box=box)
-        row.update(loc_correct_top1=bool(correct[0]), loc_correct_top5=bool(any(correct)), n_boxes=len(boxes))
+        row.update(loc_correct_top1=bool(correct[0]), loc_correct_top5=bool(any(correct)), n_boxes=len(boxes),
+                   degenerate=bool(row["degenerate"] or crops_degenerate))
         return row
 
 

@@ -43,10 +43,25 @@ class RunFolderBusy(RuntimeError):
     """Another process is writing the same run folder."""
 
 
+def text_columns_as_str(frame: pd.DataFrame) -> pd.DataFrame:
+    """Object columns holding only text (and missing values) as pandas' ``str`` dtype.
+
+    pandas reads a text column back as ``str`` (Arrow ``large_string``) but builds an ``object``
+    column (Arrow ``string``) from rows, or from parts of which some lack the text: the same values
+    would get another schema, and other bytes, depending on how the rows were split into parts.
+    """
+    out = frame
+    for name in frame.columns:
+        column = frame[name]
+        if column.dtype == object and column.notna().any() and all(isinstance(v, str) for v in column.dropna()):
+            out = out.assign(**{name: column.astype("str")})
+    return out
+
+
 def frame_bytes(frame: pd.DataFrame) -> bytes:
-    """Parquet bytes of a frame, deterministic for identical data."""
+    """Parquet bytes of a frame, deterministic for identical data (one schema whatever the parts)."""
     sink = pa.BufferOutputStream()
-    pq.write_table(pa.Table.from_pandas(frame, preserve_index=False), sink, compression="zstd")
+    pq.write_table(pa.Table.from_pandas(text_columns_as_str(frame), preserve_index=False), sink, compression="zstd")
     return sink.getvalue().to_pybytes()
 
 
