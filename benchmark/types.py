@@ -82,7 +82,7 @@ def check_logits(logits: torch.Tensor, image_ids) -> None:
     """Raise ``NonFiniteLogits`` naming the first image whose logits ``[B, C]`` are not all finite."""
     bad = (~torch.isfinite(logits.detach())).flatten(1).any(dim=1).cpu()
     if bool(bad.any()):
-        raise NonFiniteLogits([str(image_ids[i]) for i in torch.flatnonzero(bad).tolist()])
+        raise NonFiniteLogits([str(image_ids[i]) for i in torch.nonzero(bad).flatten().tolist()])
 
 
 def top_classes(logits: torch.Tensor, k: int, image_ids) -> torch.Tensor:
