@@ -7,8 +7,10 @@ the GT class's map is either merged over the crops and resized bicubically to th
 resized as the ``localization`` metric does). Box rules (``box``):
 
 * ``dt_box`` (default): the map divided by its maximum as an 8-bit heatmap (JPEG quality
-  ``jpeg_quality``, 0 = no JPEG step), CAM's bbox generator with ``thresholds`` (20 / 100 / 110) and
-  the box choice ``box_choice`` (``first``, ``second``, ``combined``; ``cam_boxes.guess_order``);
+  ``jpeg_quality``, 0 = no JPEG step), CAM's bbox generator with ``thresholds`` (20 / 100 / 110),
+  the box choice ``box_choice`` (``first``, ``second``, ``combined``; ``cam_boxes.guess_order``)
+  and ``border`` (``released_binary``, the default: OpenCV 2.4's zeroed 1-pixel frame, as the
+  released binary; ``source``: the released source under today's OpenCV; see ``cam_boxes``);
 * ``text``: the CAM paper's text, ``text_threshold`` (20 %) of the maximum, largest component;
 * ``threshold``: the Grad-CAM rule of ``localization`` (``threshold``, ``normalization``).
 
@@ -42,11 +44,12 @@ class CamLocalization(Localization):
     def __init__(self, box: str = "dt_box", box_choice: str = "first", thresholds=cam_boxes.RELEASED_THRESHOLDS,
                  jpeg_quality: int = JPEG_QUALITY, text_threshold: float = 0.20, maps: str = "crops",
                  merge: str = "abs_sum", threshold: float = 0.15, normalization: str = "max",
-                 iou_threshold: float = 0.5, topk: int = 5, maxboxacc: bool = False):
+                 iou_threshold: float = 0.5, topk: int = 5, maxboxacc: bool = False, border: str = "released_binary"):
         super().__init__(threshold=threshold, iou_threshold=iou_threshold, topk=topk, normalization=normalization,
                          maxboxacc=maxboxacc)
         for field, value, choices in (("box", box, RULES), ("box_choice", box_choice, cam_boxes.CHOICES),
-                                      ("maps", maps, MAP_SOURCES), ("merge", merge, MERGES)):
+                                      ("maps", maps, MAP_SOURCES), ("merge", merge, MERGES),
+                                      ("border", border, cam_boxes.BORDERS)):
             if value not in choices:
                 raise ValueError(f"localization_cam: {field}={value!r}; expected one of {choices}")
         if box != "dt_box" and box_choice != "first":
@@ -54,7 +57,7 @@ class CamLocalization(Localization):
         if len(list(thresholds)) != 3 or int(jpeg_quality) != jpeg_quality or not 0 <= jpeg_quality <= 100:
             raise ValueError(f"localization_cam: thresholds={thresholds!r}, jpeg_quality={jpeg_quality!r}; "
                              "expected three thresholds on 0..255 and a JPEG quality in 0..100 (0: no JPEG)")
-        self.rule, self.box_choice, self.maps, self.merge = box, box_choice, maps, merge
+        self.rule, self.box_choice, self.maps, self.merge, self.border = box, box_choice, maps, merge, border
         self.thresholds, self.jpeg_quality = tuple(int(t) for t in thresholds), int(jpeg_quality)
         self.text_threshold = float(text_threshold)
         if box == "dt_box" or self.jpeg_quality:
@@ -67,7 +70,8 @@ class CamLocalization(Localization):
             out.update(merge=self.merge, frame="round(S * 256 / 224)", resize="bicubic (a = -0.5, PIL)")
         if self.rule == "dt_box":
             out.update(thresholds=list(self.thresholds), jpeg_quality=self.jpeg_quality, box_choice=self.box_choice,
-                       heatmap="map / max, 8-bit", distance_cut=cam_boxes.DISTANCE_CUT, border_px=cam_boxes.BORDER_PX)
+                       heatmap="map / max, 8-bit", distance_cut=cam_boxes.DISTANCE_CUT, border_px=cam_boxes.BORDER_PX,
+                       border=self.border)
         elif self.rule == "text":
             out.update(threshold=self.text_threshold, normalization="max", connectivity=8, segment="largest")
         else:
@@ -112,7 +116,8 @@ class CamLocalization(Localization):
             return []
         if self.rule == "dt_box":
             heat = heatmap_uint8(saliency, self.jpeg_quality)
-            return [] if heat is None else [cam_boxes.to_xyxy(b) for b in cam_boxes.dt_boxes(heat, self.thresholds)]
+            boxes = [] if heat is None else cam_boxes.dt_boxes(heat, self.thresholds, self.border)
+            return [cam_boxes.to_xyxy(b) for b in boxes]
         if self.rule == "text":
             box = box_from_map(saliency, self.text_threshold, "max")
         else:
