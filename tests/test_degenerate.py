@@ -135,3 +135,33 @@ def test_text_columns_have_one_arrow_schema_whatever_the_part_split(tmp_path):
     assert pq.read_table(io.BytesIO(b)).schema.field("error").type == pq.read_table(io.BytesIO(a)).schema.field("error").type
     assert a == b
     assert frame_bytes(pd.DataFrame(rows)) == frame_bytes(pd.read_parquet(io.BytesIO(a)))
+
+
+def test_a_model_with_nan_logits_stops_the_run_or_records_every_image_as_failed(tiny_synthetic, tmp_path):
+    from hydra import compose, initialize_config_dir
+    from omegaconf import OmegaConf
+
+    import benchmark.run  # noqa: F401  (schemas and resolvers)
+    from benchmark.evaluate import evaluate
+    from benchmark.models import build_model
+    from benchmark.models.base import CONF_DIR
+
+    model, _ = build_model("toy_gap", weights="random")
+    state = dict(model.state_dict())
+    state["fc.bias"] = torch.full_like(state["fc.bias"], float("nan"))
+    path = tmp_path / "nan_head.pt"
+    torch.save(state, path)
+    base = ["model=toy_gap", f"model.checkpoint={path}", "method=grad_cam", "dataset.limit=4", "batch_size=2",
+            "progress=false", f"paths.results={tmp_path / 'results'}"]
+
+    def config(extra):
+        with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+            return OmegaConf.to_container(compose(config_name="config", overrides=base + extra), resolve=True)
+
+    with pytest.raises(NonFiniteLogits, match=r"image 'SYNTH_val_00000001' \(and 1 more in its batch\)"):
+        evaluate(config(["experiment_name=raise"]))
+    summary = evaluate(config(["experiment_name=record", "on_error=record"]))
+    records = RunStore(summary["run_dir"]).load()[0]
+    assert summary["errors"]["n_images"] == 4 and summary["metrics"] == {}
+    assert records["error"].str.startswith("NonFiniteLogits").all()
+    assert "pred_1" not in records or records["pred_1"].isna().all()  # nothing ranked
