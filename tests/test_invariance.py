@@ -7,8 +7,11 @@ classes, error rows) must be identical; float columns within ``FLOAT_TOLERANCE``
 scale (docs/reliability.md, "Determinism").
 """
 
+import shutil
+
 import numpy as np
 import pandas as pd
+import pyarrow.parquet as pq
 import pytest
 import torch
 import torch.nn.functional as F
@@ -16,6 +19,7 @@ from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
 import benchmark.run  # noqa: F401  (schemas and resolvers)
+from benchmark.data.manifest import read_manifest, write_manifest
 from benchmark.data.transforms import Preprocess, bilinear_resize
 from benchmark.evaluate import evaluate
 from benchmark.metrics._pointing_core import first_argmax
@@ -70,14 +74,27 @@ def assert_same_records(a: pd.DataFrame, b: pd.DataFrame, where: str) -> None:
             assert x.astype(str).tolist() == y.astype(str).tolist(), f"{where}: discrete column {name} differs"
 
 
-def _invariance(job: str, tiny_synthetic, tmp_path, limit: int = 6) -> None:
+def _broken_copy(tiny_synthetic, tmp_path) -> list[str]:
+    """Overrides pointing at a copy of the val manifest whose third image is truncated."""
+    src = read_manifest(tiny_synthetic / "data" / "synthetic" / "manifests" / "val")
+    images = tmp_path / "images"
+    shutil.copytree(src.image_root, images)
+    path = images / src.table.loc[2, "path"]
+    path.write_bytes(path.read_bytes()[:200])
+    write_manifest(tmp_path / "broken", src.table, {**src.meta, "image_root": str(images)})
+    return [f"dataset.root={tmp_path / 'broken'}", "dataset.generate=null", "on_error=record"]
+
+
+def _invariance(job: str, tiny_synthetic, tmp_path, limit: int = 6, extra=()) -> None:
     torchray = "model.preprocessing=shorter_side" in JOBS[job]
-    common = ["model=toy_gap", *JOBS[job], f"dataset.limit={limit}", "progress=false", "num_workers=0"]
+    common = ["model=toy_gap", *JOBS[job], f"dataset.limit={limit}", "progress=false", "num_workers=0", *extra]
     serial = _records([*common, "batch_size=1", "part_size=1", f"paths.results={tmp_path / 'a'}"], threads=1)
     batched = _records([*common, f"batch_size={1 if torchray else 4}", "part_size=512",
                         f"paths.results={tmp_path / 'b'}"], threads=2)
     assert len(serial) >= limit
     assert_same_records(serial, batched, f"{job}: 1 thread, batch 1, part 1 vs 2 threads, batch 4, part 512")
+    schemas = [pq.read_schema(p).remove_metadata() for p in sorted(tmp_path.glob("[ab]/runs/**/records.parquet"))]
+    assert len(schemas) == 2 and schemas[0] == schemas[1]  # one Arrow schema whatever the part size
     shards = tmp_path / "c"
     for shard in (0, 1):
         _records([*common, "batch_size=1" if torchray else "batch_size=2", "dataset.num_shards=2",
@@ -89,6 +106,14 @@ def _invariance(job: str, tiny_synthetic, tmp_path, limit: int = 6) -> None:
 @pytest.mark.parametrize("job", FAST)
 def test_discrete_outcomes_do_not_depend_on_threads_batches_parts_or_shards(job, tiny_synthetic, tmp_path):
     _invariance(job, tiny_synthetic, tmp_path)
+
+
+def test_error_rows_and_their_schema_do_not_depend_on_batches_parts_or_shards(tiny_synthetic, tmp_path):
+    """``on_error=record`` with a truncated image: the error row and the column types are the same
+    at part size 1 (an error-only part) and 512 (one part mixing both)."""
+    _invariance("localization", tiny_synthetic, tmp_path, extra=_broken_copy(tiny_synthetic, tmp_path / "data"))
+    records = RunStore(next(tmp_path.glob("a/runs/**/records.parquet")).parent).load()[0]
+    assert records["error"].notna().sum() == 1 and "JPEG" in records["error"].dropna().iloc[0]
 
 
 @pytest.mark.slow  # ten-crop passes and occlusion maps: about 10-30 s each on one core

@@ -43,6 +43,22 @@ class RunFolderBusy(RuntimeError):
     """Another process is writing the same run folder."""
 
 
+TAIL = ("error", "model", "method", "dataset")  # set by the loop on every row, after the metric's columns
+
+
+def canonical(frame: pd.DataFrame) -> pd.DataFrame:
+    """Records with one column order and one Arrow type per column, however rows were split.
+
+    A frame built from rows takes its column order from the first row; an error row (``image_id,
+    class_id, error, ...``) first would put ``error`` before the metric's columns. The loop's own
+    columns (``TAIL``) go last, as in a frame whose first row was scored; text columns become ``str``.
+    """
+    tail = [c for c in TAIL if c in frame.columns]
+    if tail:
+        frame = frame[[c for c in frame.columns if c not in TAIL] + tail]
+    return text_columns_as_str(frame)
+
+
 def text_columns_as_str(frame: pd.DataFrame) -> pd.DataFrame:
     """Object columns holding only text (and missing values) as pandas' ``str`` dtype.
 
@@ -59,9 +75,9 @@ def text_columns_as_str(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def frame_bytes(frame: pd.DataFrame) -> bytes:
-    """Parquet bytes of a frame, deterministic for identical data (one schema whatever the parts)."""
+    """Parquet bytes of a frame, deterministic for identical data (``canonical``: one schema whatever the parts)."""
     sink = pa.BufferOutputStream()
-    pq.write_table(pa.Table.from_pandas(text_columns_as_str(frame), preserve_index=False), sink, compression="zstd")
+    pq.write_table(pa.Table.from_pandas(canonical(frame), preserve_index=False), sink, compression="zstd")
     return sink.getvalue().to_pybytes()
 
 
