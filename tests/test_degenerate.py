@@ -124,7 +124,7 @@ def test_equal_logits_rank_in_class_order():
 def test_records_have_one_arrow_schema_and_column_order_whatever_the_part_split(tmp_path):
     rows = [{"image_id": "a", "class_id": 1, "error": None, "iou": 0.5},
             {"image_id": "b", "class_id": -1, "error": "OSError: truncated"}]
-    one_part, two_parts, error_first = RunStore(tmp_path / "one"), RunStore(tmp_path / "two"), RunStore(tmp_path / "three")
+    one_part, two_parts, error_first = (RunStore(tmp_path / name) for name in ("one", "two", "three"))
     for store, parts in ((one_part, [rows]), (two_parts, [rows[:1], rows[1:]]), (error_first, [rows[::-1]])):
         store.parts.mkdir(parents=True)
         for part in parts:
@@ -132,7 +132,8 @@ def test_records_have_one_arrow_schema_and_column_order_whatever_the_part_split(
         store.finalize({})
     a = (tmp_path / "one" / "records.parquet").read_bytes()
     b = (tmp_path / "two" / "records.parquet").read_bytes()
-    assert pq.read_table(io.BytesIO(b)).schema.field("error").type == pq.read_table(io.BytesIO(a)).schema.field("error").type
+    types = [pq.read_table(io.BytesIO(data)).schema.field("error").type for data in (a, b)]
+    assert types[0] == types[1]
     assert a == b == (tmp_path / "three" / "records.parquet").read_bytes()  # the error row first: same columns
     assert frame_bytes(pd.DataFrame(rows)) == frame_bytes(pd.read_parquet(io.BytesIO(a)))
 

@@ -18,7 +18,8 @@ many maps are resized together: ``F.interpolate`` on CPU does (its vectorized pa
 the channel count and the threads' split, e.g. 1.8e-7 for K = 3). ``bilinear_resize`` is the same
 separable bilinear rule written as gathers, products and sums in float64, each correctly
 rounded, then rounded once to float32: bit-identical for any thread count, any K (a map gives
-the same result alone or in a batch) and on any device; within 1 float32 ulp of ``F.interpolate``.
+the same result alone or in a batch) and on any device; within 2e-6 of the map's scale of
+``F.interpolate``.
 """
 
 from __future__ import annotations

@@ -18,7 +18,8 @@ Ablation-CAM, ``kernel``/``gamma`` for KPCA-CAM, ``k`` for FEM), ``batch_size`` 
 library's ``get_2d_projection``, whose sign is the SVD's and so arbitrary: the rectified map shows
 either the region or its complement) or ``corrected`` (the library's own
 ``get_2d_projection_with_sign_correction``, Seg-Eigen-CAM's rule: flipped when ``|min| > |max|``),
-put in the instance's ``get_cam_image`` so the library's result and the raw map agree. The library wants a graph from the logits to the layer; the adapter gives it by
+put in the instance's ``get_cam_image`` so the library's result and the raw map agree. The
+library wants a graph from the logits to the layer; the adapter gives it by
 an input that requires grad, never by unfreezing the model, and runs under ``untouched``.
 """
 

@@ -15,8 +15,8 @@ while a constant map for an absent class (e.g. Grad-CAM's all-zero map) is rejec
 Aggregation ``pooled_calibrated_theta`` v1: ``theta``, ``accuracy`` (% on the evaluation split),
 ``accuracy_calibration`` (%), ``accuracy_reject_all`` (% of evaluation records whose class is
 absent: what rejecting every class, e.g. with all-zero maps, scores) and counts, ``n_degenerate``
-among them (a degenerate map points nowhere, so it never hits when accepted); ``write_artifacts`` adds the accuracy-vs-θ curve on both
-splits as CSV and PNG.
+among them (a degenerate map points nowhere, so it never hits when accepted); ``write_artifacts``
+adds the accuracy-vs-θ curve on both splits as CSV and PNG.
 """
 
 from __future__ import annotations
