@@ -59,6 +59,8 @@ def bilinear_resize(maps: torch.Tensor, size_hw: tuple[int, int], align_corners:
     everywhere. Within 2e-6 of the map's scale of ``F.interpolate`` (whose float32 source
     coordinates are the less exact of the two).
     """
+    if maps.device.type == "mps":  # no float64 there: the same bits from the CPU
+        return bilinear_resize(maps.cpu(), size_hw, align_corners).to(maps.device)
     x = maps.to(torch.float64)
     rows = _taps(x.shape[1], size_hw[0], align_corners, x.device)
     cols = _taps(x.shape[2], size_hw[1], align_corners, x.device)
