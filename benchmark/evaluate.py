@@ -32,6 +32,7 @@ from benchmark.data.transforms import Preprocess
 from benchmark.methods import METHODS, NotApplicable, build_method
 from benchmark.methods.base import for_samples
 from benchmark.metrics import METRICS, build_metric
+from benchmark.metrics.base import prepare_or_record
 from benchmark.models import build_model
 from benchmark.plugins import load_plugins
 from benchmark.progress import Progress, cost_per_map
@@ -272,7 +273,9 @@ def _run(config, store, base, model, info, method, metric, dataset, prep, device
                 finish = list
                 if samples:
                     with for_samples(method, samples):  # methods that read maps by image id (precomputed)
-                        finish = metric.prepare_batch(samples, images.to(device, non_blocking=True), method, prep)
+                        finish, failed = prepare_or_record(metric, samples, images.to(device, non_blocking=True),
+                                                           method, prep, on_error)  # NaN logits: error rows
+                    rows += failed
                 pending.append((host.submit(finish), rows, len(samples) + len(errors)))
                 collect(in_flight)
         except BaseException as stop:

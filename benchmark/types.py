@@ -65,3 +65,31 @@ def is_degenerate(saliency: np.ndarray) -> bool:
     if saliency.size == 0 or not np.all(np.isfinite(saliency)):
         return True
     return bool(saliency.max() == saliency.min())
+
+
+class NonFiniteLogits(ValueError):
+    """A model returned NaN or infinite logits: it cannot rank classes, so the images cannot be scored."""
+
+    def __init__(self, image_ids: list[str]):
+        self.image_ids = list(image_ids)
+        more = f" (and {len(image_ids) - 1} more in its batch)" if len(image_ids) > 1 else ""
+        super().__init__(f"image {image_ids[0]!r}{more}: the model's logits are NaN or infinite; expected finite "
+                         "logits to rank classes. Check the model and its weights (or set on_error=record to "
+                         "record such images as failed and go on)")
+
+
+def check_logits(logits: torch.Tensor, image_ids) -> None:
+    """Raise ``NonFiniteLogits`` naming the first image whose logits ``[B, C]`` are not all finite."""
+    bad = (~torch.isfinite(logits.detach())).flatten(1).any(dim=1).cpu()
+    if bool(bad.any()):
+        raise NonFiniteLogits([str(image_ids[i]) for i in torch.nonzero(bad).flatten().tolist()])
+
+
+def top_classes(logits: torch.Tensor, k: int, image_ids) -> torch.Tensor:
+    """The ``k`` highest-scoring classes ``[B, k]`` of finite ``logits [B, C]``, equal scores in class order.
+
+    A stable sort, so the ranking of tied scores (a constant output, a saturated softmax) is the
+    class order on every machine, unlike ``torch.topk``'s. Non-finite logits raise ``NonFiniteLogits``.
+    """
+    check_logits(logits, image_ids)
+    return torch.sort(logits.detach(), dim=1, descending=True, stable=True).indices[:, :k]

@@ -164,3 +164,21 @@ def test_stored_maps_cannot_feed_the_ten_crops():
     stored = SimpleNamespace(uses_samples=True, name="precomputed")
     with pytest.raises(ValueError, match="'precomputed' reads stored maps"):
         CamLocalization(jpeg_quality=0).prepare_batch([_sample((0, 0, 1, 1))], torch.zeros(1, 3, 8, 8), stored, None)
+
+
+def test_released_binary_zeroes_the_one_pixel_frame_before_tracing_as_opencv_2_4():
+    from benchmark.metrics.cam_boxes import contour_boxes
+
+    corner = np.zeros((30, 30), bool)
+    corner[0:10, 0:12] = True  # touches the top and left borders
+    assert contour_boxes(corner, "source") == [(0, 0, 12, 10)]
+    assert contour_boxes(corner, "released_binary") == [(1, 1, 11, 9)]  # traced inside the zeroed frame
+    assert contour_boxes(corner) == contour_boxes(corner, "released_binary")  # the default
+    inside = np.zeros((30, 30), bool)
+    inside[3:10, 4:12] = True
+    assert contour_boxes(inside, "source") == contour_boxes(inside, "released_binary") == [(4, 3, 8, 7)]
+    with pytest.raises(ValueError, match="border='opencv3'; expected one of"):
+        contour_boxes(inside, "opencv3")
+    heat = np.zeros((40, 40), np.uint8)
+    heat[0:40, 0:20] = 255  # the left half, border to border
+    assert dt_boxes(heat, border="source")[0][:2] == (0, 0) and dt_boxes(heat)[0][:2] == (1, 1)

@@ -276,3 +276,27 @@ def test_demo_table_puts_grad_cam_first_and_leaves_unrun_cells_empty(tmp_path):
     assert list(frame[photos]) == [100.0, 80.0, 60.0]
     loc = frame["synthetic loc err top-1 % (toy_gap, n=5)"]
     assert loc["grad_cam"] == 40.0 and loc.drop("grad_cam").isna().all()  # failed and unrun runs stay empty
+
+
+def test_eigen_sign_corrected_is_the_librarys_sign_corrected_projection(toy):
+    from pytorch_grad_cam.utils.svd_on_activations import get_2d_projection, get_2d_projection_with_sign_correction
+
+    from benchmark.methods.base import upsample
+
+    model, info, x = toy
+    acts = []
+    handle = resolve_layer(model, info.layers["gradcam"]).register_forward_hook(lambda m, i, o: acts.append(o.detach()))
+    try:
+        model(x)
+    finally:
+        handle.remove()
+    a = acts[0].numpy()
+    for sign, project in (("library", get_2d_projection), ("corrected", get_2d_projection_with_sign_correction)):
+        raw = torch.from_numpy(np.maximum(project(a), 0))[:, None]
+        expected = upsample(raw, (32, 32))[:, 0]
+        maps = build_method("pgc_eigencam", model, info, eigen_sign=sign).explain(x, IDS).maps
+        assert torch.allclose(maps[:, 0], expected, atol=1e-5) and torch.allclose(maps[:, 1], expected, atol=1e-5)
+    corrected = get_2d_projection_with_sign_correction(a)
+    assert all(abs(p.max()) >= abs(p.min()) for p in corrected)
+    with pytest.raises(ValueError, match="eigen_sign='corrected'; expected one of"):
+        build_method("pgc_gradcam", model, info, eigen_sign="corrected")

@@ -12,6 +12,14 @@ bilinearly (``align_corners=False`` by default; ``True`` is the convention of To
 ``image.scale``) to ``H x W``; for ``center_crop`` the map is first placed
 at its crop position in the resized frame, and the cropped-away border, where the model saw
 nothing, gets the value 0 (no evidence).
+
+The resize decides points, cuts and boxes, so it must not depend on the thread count or on how
+many maps are resized together: ``F.interpolate`` on CPU does (its vectorized paths change with
+the channel count and the threads' split, e.g. 1.8e-7 for K = 3). ``bilinear_resize`` is the same
+separable bilinear rule written as gathers, products and sums in float64, each correctly
+rounded, then rounded once to float32: bit-identical for any thread count, any K (a map gives
+the same result alone or in a batch) and on any device; within 2e-6 of the map's scale of
+``F.interpolate``.
 """
 
 from __future__ import annotations
@@ -23,6 +31,42 @@ import torch
 import torch.nn.functional as F
 
 MODES = ("paper", "center_crop", "shorter_side")
+
+
+def _taps(n_in: int, n_out: int, align_corners: bool, device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Source indices ``i0, i1`` and weight ``lam`` (float64) of each output position, as PyTorch's rule."""
+    dst = torch.arange(n_out, dtype=torch.float64, device=device)
+    if align_corners:
+        src = dst * ((n_in - 1) / (n_out - 1)) if n_out > 1 else torch.zeros_like(dst)
+    else:
+        src = ((dst + 0.5) * (n_in / n_out) - 0.5).clamp_(min=0.0)
+    i0 = src.floor().long().clamp_(max=n_in - 1)
+    i1 = (i0 + 1).clamp_(max=n_in - 1)
+    return i0, i1, src - i0.to(torch.float64)
+
+
+def _lerp_dim1(x: torch.Tensor, i0: torch.Tensor, i1: torch.Tensor, lam: torch.Tensor) -> torch.Tensor:
+    """Along dim 1: ``x[:, i0] * (1 - lam) + x[:, i1] * lam``, two products and one sum per element."""
+    out = x.index_select(1, i0).mul_((1.0 - lam)[:, None])
+    return out.add_(x.index_select(1, i1).mul_(lam[:, None]))
+
+
+def bilinear_resize(maps: torch.Tensor, size_hw: tuple[int, int], align_corners: bool = False) -> torch.Tensor:
+    """``[K, h, w]`` -> ``[K, H, W]`` float32, bilinear, each output a fixed sum of correctly rounded products.
+
+    Float64 throughout (columns, then rows, the order of PyTorch's kernel), rounded once to float32
+    at the end; no reduction whose order could depend on threads or on K, so the same bits
+    everywhere. Within 2e-6 of the map's scale of ``F.interpolate`` (whose float32 source
+    coordinates are the less exact of the two).
+    """
+    if maps.device.type == "mps":  # no float64 there: the same bits from the CPU
+        return bilinear_resize(maps.cpu(), size_hw, align_corners).to(maps.device)
+    x = maps.to(torch.float64)
+    rows = _taps(x.shape[1], size_hw[0], align_corners, x.device)
+    cols = _taps(x.shape[2], size_hw[1], align_corners, x.device)
+    x = _lerp_dim1(x.transpose(1, 2), *cols)  # [K, W, h]
+    x = _lerp_dim1(x.transpose(1, 2), *rows)  # [K, H, W]
+    return x.to(torch.float32)
 
 
 @dataclass(frozen=True)
@@ -70,7 +114,7 @@ class Preprocess:
             frame = maps.new_zeros(maps.shape[0], rh, rw)
             frame[:, top:top + self.size, left:left + self.size] = maps
             maps = frame
-        return F.interpolate(maps[None], size=(h, w), mode="bilinear", align_corners=bool(align_corners))[0]
+        return bilinear_resize(maps, (h, w), bool(align_corners))
 
     def boxes_to_input(self, boxes_xyxy: np.ndarray, orig_hw: tuple[int, int]) -> np.ndarray:
         """Map original-resolution inclusive boxes into input coordinates (clipped to the input).

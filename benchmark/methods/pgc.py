@@ -14,7 +14,12 @@ its paper's code does): its raw map is that sum at input size, before the final 
 K classes per image are one library call on the images repeated K times (one target per row).
 Options: the class's constructor keywords (``ratio_channels_to_ablate`` and ``batch_size`` for
 Ablation-CAM, ``kernel``/``gamma`` for KPCA-CAM, ``k`` for FEM), ``batch_size`` for Score-CAM and
-``eigen_smooth``. The library wants a graph from the logits to the layer; the adapter gives it by
+``eigen_smooth``; for Eigen-CAM and Eigen-Grad-CAM ``eigen_sign``: ``library`` (the default, the
+library's ``get_2d_projection``, whose sign is the SVD's and so arbitrary: the rectified map shows
+either the region or its complement) or ``corrected`` (the library's own
+``get_2d_projection_with_sign_correction``, Seg-Eigen-CAM's rule: flipped when ``|min| > |max|``),
+put in the instance's ``get_cam_image`` so the library's result and the raw map agree. The
+library wants a graph from the logits to the layer; the adapter gives it by
 an input that requires grad, never by unfreezing the model, and runs under ``untouched``.
 """
 
@@ -43,14 +48,21 @@ CLASSES = {
 }
 LEFT_OUT = ("RandomCAM", "FinerCAM", "SegEigenCAM", "RefineCAM", "SESS", "ShapleyCAM")
 _PROGRESS_BARS = ("AblationCAM", "ScoreCAM")  # tqdm bars per image: kept off the run's log
+EIGEN = ("EigenCAM", "EigenGradCAM")
+EIGEN_SIGNS = ("library", "corrected")
 
 
 class PytorchGradCamMethod(SaliencyMethod):
     """One pytorch-grad-cam class; maps ``[B, K, H, W]``, raw (see the module doc)."""
 
-    def __init__(self, model, info, class_name: str, name: str, layer=None, eigen_smooth: bool = False, **options):
+    def __init__(self, model, info, class_name: str, name: str, layer=None, eigen_smooth: bool = False,
+                 eigen_sign: str = "library", **options):
         super().__init__(model, info)
         self.name, self.class_name, self.eigen_smooth = name, class_name, bool(eigen_smooth)
+        if eigen_sign not in EIGEN_SIGNS or (eigen_sign != "library" and class_name not in EIGEN):
+            raise ValueError(f"{name}: eigen_sign={eigen_sign!r}; expected one of {EIGEN_SIGNS} "
+                             f"('corrected' for {' and '.join(EIGEN)} only)")
+        self.eigen_sign = eigen_sign
         self.cls = getattr(require("pytorch_grad_cam", name), class_name)
         if class_name == "FullGrad":
             self.layer, self.module = "all Conv2d/BatchNorm2d biases", None
@@ -74,6 +86,7 @@ class PytorchGradCamMethod(SaliencyMethod):
         """What defines the map (written into each run's summary), scaling included."""
         return {"library": "pytorch_grad_cam", "class": self.class_name, "layer": self.layer,
                 "eigen_smooth": self.eigen_smooth, **self.init, **self.attrs,
+                **({"eigen_sign": self.eigen_sign} if self.class_name in EIGEN else {}),
                 "scaling": "none (per-layer map before the library's min-max scaling)" if self.module is not None
                 else "per-component min-max (FullGrad's definition); none after the sum"}
 
@@ -84,6 +97,8 @@ class PytorchGradCamMethod(SaliencyMethod):
         cam = self.cls(model=self.model, target_layers=[] if self.module is None else [self.module], **init)
         for key, value in self.attrs.items():
             setattr(cam, key, value)
+        if self.eigen_sign == "corrected":
+            _sign_corrected(cam, self.class_name == "EigenGradCAM")
         return cam
 
     def _explain(self, images, class_ids):
@@ -106,6 +121,15 @@ class PytorchGradCamMethod(SaliencyMethod):
         maps = torch.from_numpy(np.ascontiguousarray(raw[-1], dtype=np.float32)).to(images.device)
         maps = upsample(maps.reshape(b, k, *maps.shape[-2:]), tuple(images.shape[-2:]))
         return Explanation(maps=maps.contiguous(), logits=logits.float())
+
+
+def _sign_corrected(cam, with_grads: bool) -> None:
+    """The instance's projection by the library's sign-corrected SVD (activations, or grads * activations)."""
+    from pytorch_grad_cam.utils.svd_on_activations import get_2d_projection_with_sign_correction
+
+    def image(input_tensor, target_layer, targets, activations, grads, eigen_smooth):
+        return get_2d_projection_with_sign_correction(grads * activations if with_grads else activations)
+    cam.get_cam_image = image
 
 
 def _capture(cam, store: list, fullgrad: bool) -> None:

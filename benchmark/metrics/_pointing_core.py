@@ -3,8 +3,11 @@
 Maps here are ``[H, W]`` numpy arrays at the original image resolution; points are ``(x, y)``
 pixel indices (column, row), 0-based. Decisions:
 
-* The point is the *first* maximum in row-major order (``numpy.argmax`` of the flattened map), so
-  ties go to the top-most, then left-most pixel.
+* The point is the *first* maximum in row-major order, so ties go to the top-most, then left-most
+  pixel. A tie is any value within ``NEAR_TIE`` (1e-6) of the map's largest magnitude below the
+  maximum: the four pixels a bilinear resize makes equal around a peak differ by float rounding
+  only, and that rounding changes with the kernels (threads, batch size, device); the tolerance
+  makes the point the same everywhere unless a pixel lies within rounding of the tolerance's edge.
 * A hit needs a GT pixel at Euclidean distance ``< tolerance_px`` from the point. The distance is
   computed exactly in integers (``dx**2 + dy**2 < tolerance_px**2``) over the GT pixels near the
   point, which equals reading ``scipy.ndimage.distance_transform_edt(~region)`` at the point.
@@ -29,6 +32,7 @@ from benchmark.data.readers import class_region
 from benchmark.types import Sample, is_degenerate
 
 REGIONS = ("auto", "boxes", "masks")
+NEAR_TIE = 1e-6  # relative to max |map|: values this close to the maximum are ties
 DIFFICULT_AREA_FRACTION = 0.25
 
 
@@ -57,9 +61,14 @@ def scored_classes(sample: Sample, region: str, skip_difficult: bool = True) -> 
     return keep
 
 
-def first_argmax(saliency: np.ndarray) -> tuple[int, int]:
-    """``(x, y)`` of the first maximum in row-major order of a ``[H, W]`` map."""
-    flat = int(np.argmax(saliency))
+def first_argmax(saliency: np.ndarray, near_tie: float = NEAR_TIE) -> tuple[int, int]:
+    """``(x, y)`` of the first maximum in row-major order of a finite ``[H, W]`` map.
+
+    Values ``>= max - near_tie * max|map|`` count as the maximum (``near_tie=0``: exact ties only).
+    """
+    s = np.asarray(saliency, dtype=np.float64)
+    peak = s.max()
+    flat = int(np.argmax(s >= peak - near_tie * max(abs(peak), abs(s.min()))))
     y, x = divmod(flat, saliency.shape[1])
     return x, y
 
@@ -113,16 +122,17 @@ def pad_rows(rows: list[list[int]]) -> tuple[torch.Tensor, list[int]]:
 
 
 def point_and_hit(sample: Sample, class_id: int, saliency: np.ndarray, region: str, tolerance_px: float) -> dict:
-    """Point, hit and map statistics of one map for one class; a degenerate map is a flagged miss."""
+    """Point, hit and map statistics of one map for one class; a degenerate map is a flagged miss
+    that points nowhere (``point_x = point_y = -1``)."""
     kind = region_kind(sample, class_id, region)
     degenerate = is_degenerate(saliency)
     finite = np.isfinite(saliency)
     peak = float(saliency[finite].max()) if finite.any() else float("nan")
-    if not finite.all():
+    if degenerate:  # non-finite or constant: no location to read, the map points nowhere
         return {"point_x": -1, "point_y": -1, "hit": False, "distance_px": float("nan"), "map_max": peak,
                 "degenerate": True, "region": kind}
     x, y = first_argmax(saliency)
     gt = class_region(sample, class_id, kind)
-    hit = hits(gt, x, y, tolerance_px) and not degenerate
+    hit = hits(gt, x, y, tolerance_px)
     return {"point_x": x, "point_y": y, "hit": bool(hit), "distance_px": distance_to_region(gt, x, y),
             "map_max": peak, "degenerate": degenerate, "region": kind}

@@ -8,9 +8,12 @@ from __future__ import annotations
 
 import torch
 
+from benchmark.types import check_logits
+
 
 def target_classes(samples, logits: torch.Tensor) -> torch.Tensor:
     """LongTensor ``[B]``: per image, its GT label with the highest logit (first on ties)."""
+    check_logits(logits, [s.image_id for s in samples])
     out = []
     for sample, row in zip(samples, logits.detach().float().cpu()):
         labels = [int(c) for c in sample.labels]

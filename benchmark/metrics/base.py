@@ -15,7 +15,7 @@ import torch
 from benchmark.data.transforms import Preprocess
 from benchmark.methods.base import SaliencyMethod
 from benchmark.registry import Registry
-from benchmark.types import Sample
+from benchmark.types import NonFiniteLogits, Sample
 
 METRICS = Registry("metric")
 
@@ -46,6 +46,24 @@ class Metric:
     def settings(self) -> dict[str, Any]:
         """Protocol settings, written into every summary."""
         return {}
+
+
+def prepare_or_record(metric: Metric, samples: list[Sample], images: torch.Tensor, method: SaliencyMethod,
+                      prep: Preprocess, on_error: str = "raise") -> tuple[Callable[[], list[dict]], list[dict]]:
+    """``metric.prepare_batch`` and error rows: with ``on_error="record"`` the images whose logits are
+    not finite become error rows (never ranked into predictions) and the rest of the batch is scored."""
+    try:
+        return metric.prepare_batch(samples, images, method, prep), []
+    except NonFiniteLogits as err:
+        if on_error != "record":
+            raise
+        bad = set(err.image_ids)
+        errors = [{"image_id": s.image_id, "class_id": -1, "error": f"NonFiniteLogits: {NonFiniteLogits([s.image_id])}"}
+                  for s in samples if s.image_id in bad]
+        keep = [i for i, s in enumerate(samples) if s.image_id not in bad]
+        if not keep:
+            return list, errors
+        return metric.prepare_batch([samples[i] for i in keep], images[keep], method, prep), errors
 
 
 def build_metric(name: str, **options) -> Metric:

@@ -14,6 +14,13 @@ released: box ``j > i`` is erased when its overlap with box ``i`` exceeds half t
 box that moves into the erased slot is skipped for that ``i``. Boxes are ``(x, y, w, h)``;
 ``ILSVRC_evaluate_bbox.m`` turns them into ``(x, y, x + w, y + h)`` and compares them with the devkit
 boxes, which the suite reads 0-based inclusive as they are stored, so ``to_xyxy`` does the same.
+
+``border`` says which ``dt_box`` is reproduced. The released binary links OpenCV 2.4, whose
+``cvFindContours`` (``cvStartFindContours``) sets the image's outermost 1-pixel frame to 0 before
+tracing, so a mask touching the image border is traced one pixel inside it (``released_binary``,
+the default: the program that made the published numbers). OpenCV >= 3.2 traces the mask as it
+is, which is what the released source does when built today (``source``). The two differ on
+most masks that reach the border: a first box ``(0, 0, 219, 219)`` becomes ``(1, 1, 218, 218)``.
 """
 
 from __future__ import annotations
@@ -28,6 +35,7 @@ PROGRAM_DEFAULTS = (30, 90, 150)  # dt_box.cpp's g_Ths, used when the arguments 
 DISTANCE_CUT = 10
 BORDER_PX = 5
 CHOICES = ("first", "second", "combined")
+BORDERS = ("released_binary", "source")
 
 
 def distance_mask(binary: np.ndarray) -> np.ndarray:
@@ -40,11 +48,20 @@ def distance_mask(binary: np.ndarray) -> np.ndarray:
     return np.minimum(scaled, 255) > DISTANCE_CUT
 
 
-def contour_boxes(mask: np.ndarray) -> list[tuple[int, int, int, int]]:
-    """Clamped bounding rectangles ``(x, y, w, h)`` of every contour (outer and hole) of a bool mask."""
+def contour_boxes(mask: np.ndarray, border: str = "released_binary") -> list[tuple[int, int, int, int]]:
+    """Clamped bounding rectangles ``(x, y, w, h)`` of every contour (outer and hole) of a bool mask.
+
+    ``border="released_binary"``: the mask's 1-pixel frame is zeroed first, as OpenCV 2.4 did.
+    """
+    if border not in BORDERS:
+        raise ValueError(f"cam bbox generator: border={border!r}; expected one of {BORDERS}")
     cv2 = require_cv2()
     h_img, w_img = mask.shape
-    found = cv2.findContours(mask.astype(np.uint8) * 255, cv2.RETR_CCOMP, cv2.CHAIN_APPROX_SIMPLE)
+    image = mask.astype(np.uint8) * 255
+    if border == "released_binary":
+        image[0, :] = image[-1, :] = 0
+        image[:, 0] = image[:, -1] = 0
+    found = cv2.findContours(image, cv2.RETR_CCOMP, cv2.CHAIN_APPROX_SIMPLE)
     contours = found[-2]  # OpenCV 3 returns (image, contours, hierarchy), 4 returns (contours, hierarchy)
     boxes = []
     for contour in contours:
@@ -80,7 +97,8 @@ def merge_boxes(boxes: list) -> list:
     return boxes
 
 
-def dt_boxes(heatmap: np.ndarray, thresholds=RELEASED_THRESHOLDS) -> list[tuple[int, int, int, int]]:
+def dt_boxes(heatmap: np.ndarray, thresholds=RELEASED_THRESHOLDS,
+             border: str = "released_binary") -> list[tuple[int, int, int, int]]:
     """Every box ``(x, y, w, h)`` the generator writes for a uint8 ``[H, W]`` heatmap, in its order."""
     heatmap = np.asarray(heatmap)
     if heatmap.ndim != 2 or heatmap.dtype != np.uint8:
@@ -90,7 +108,7 @@ def dt_boxes(heatmap: np.ndarray, thresholds=RELEASED_THRESHOLDS) -> list[tuple[
         t = PROGRAM_DEFAULTS  # the program ignores thresholds that are not increasing inside (0, 255)
     boxes = []
     for threshold in t:
-        boxes += contour_boxes(distance_mask(heatmap > threshold))
+        boxes += contour_boxes(distance_mask(heatmap > threshold), border)
     boxes.sort(key=lambda b: -b[2] * b[3])  # stable: equal areas keep their generation order
     return merge_boxes(boxes)
 

@@ -7,13 +7,17 @@ the GT class's map is either merged over the crops and resized bicubically to th
 resized as the ``localization`` metric does). Box rules (``box``):
 
 * ``dt_box`` (default): the map divided by its maximum as an 8-bit heatmap (JPEG quality
-  ``jpeg_quality``, 0 = no JPEG step), CAM's bbox generator with ``thresholds`` (20 / 100 / 110) and
-  the box choice ``box_choice`` (``first``, ``second``, ``combined``; ``cam_boxes.guess_order``);
+  ``jpeg_quality``, 0 = no JPEG step), CAM's bbox generator with ``thresholds`` (20 / 100 / 110),
+  the box choice ``box_choice`` (``first``, ``second``, ``combined``; ``cam_boxes.guess_order``)
+  and ``border`` (``released_binary``, the default: OpenCV 2.4's zeroed 1-pixel frame, as the
+  released binary; ``source``: the released source under today's OpenCV; see ``cam_boxes``);
 * ``text``: the CAM paper's text, ``text_threshold`` (20 %) of the maximum, largest component;
 * ``threshold``: the Grad-CAM rule of ``localization`` (``threshold``, ``normalization``).
 
 Records and aggregation are those of ``localization``; the devkit rule applies to the guesses
 the box choice submits. Only ``maps: crops`` with ``merge: abs_sum`` is CAM's pipeline as released.
+When every crop's map is degenerate (constant, non-finite; checked per crop before the merge) the
+image gets no box and is flagged ``degenerate``, as a degenerate single map is.
 """
 
 from __future__ import annotations
@@ -28,7 +32,7 @@ from benchmark.metrics.boxes import box_from_map, max_iou, require_cv2
 from benchmark.metrics.cam_protocol import (JPEG_QUALITY, MERGES, frame_size, heatmap_uint8, merge_crops,
                                             resize_bicubic, ten_crops)
 from benchmark.metrics.localization import Localization  # records, aggregation, MaxBoxAcc
-from benchmark.types import is_degenerate
+from benchmark.types import check_logits, is_degenerate, top_classes
 
 RULES = ("dt_box", "text", "threshold")
 MAP_SOURCES = ("crops", "full")
@@ -40,11 +44,12 @@ class CamLocalization(Localization):
     def __init__(self, box: str = "dt_box", box_choice: str = "first", thresholds=cam_boxes.RELEASED_THRESHOLDS,
                  jpeg_quality: int = JPEG_QUALITY, text_threshold: float = 0.20, maps: str = "crops",
                  merge: str = "abs_sum", threshold: float = 0.15, normalization: str = "max",
-                 iou_threshold: float = 0.5, topk: int = 5, maxboxacc: bool = False):
+                 iou_threshold: float = 0.5, topk: int = 5, maxboxacc: bool = False, border: str = "released_binary"):
         super().__init__(threshold=threshold, iou_threshold=iou_threshold, topk=topk, normalization=normalization,
                          maxboxacc=maxboxacc)
         for field, value, choices in (("box", box, RULES), ("box_choice", box_choice, cam_boxes.CHOICES),
-                                      ("maps", maps, MAP_SOURCES), ("merge", merge, MERGES)):
+                                      ("maps", maps, MAP_SOURCES), ("merge", merge, MERGES),
+                                      ("border", border, cam_boxes.BORDERS)):
             if value not in choices:
                 raise ValueError(f"localization_cam: {field}={value!r}; expected one of {choices}")
         if box != "dt_box" and box_choice != "first":
@@ -52,7 +57,7 @@ class CamLocalization(Localization):
         if len(list(thresholds)) != 3 or int(jpeg_quality) != jpeg_quality or not 0 <= jpeg_quality <= 100:
             raise ValueError(f"localization_cam: thresholds={thresholds!r}, jpeg_quality={jpeg_quality!r}; "
                              "expected three thresholds on 0..255 and a JPEG quality in 0..100 (0: no JPEG)")
-        self.rule, self.box_choice, self.maps, self.merge = box, box_choice, maps, merge
+        self.rule, self.box_choice, self.maps, self.merge, self.border = box, box_choice, maps, merge, border
         self.thresholds, self.jpeg_quality = tuple(int(t) for t in thresholds), int(jpeg_quality)
         self.text_threshold = float(text_threshold)
         if box == "dt_box" or self.jpeg_quality:
@@ -65,7 +70,8 @@ class CamLocalization(Localization):
             out.update(merge=self.merge, frame="round(S * 256 / 224)", resize="bicubic (a = -0.5, PIL)")
         if self.rule == "dt_box":
             out.update(thresholds=list(self.thresholds), jpeg_quality=self.jpeg_quality, box_choice=self.box_choice,
-                       heatmap="map / max, 8-bit", distance_cut=cam_boxes.DISTANCE_CUT, border_px=cam_boxes.BORDER_PX)
+                       heatmap="map / max, 8-bit", distance_cut=cam_boxes.DISTANCE_CUT, border_px=cam_boxes.BORDER_PX,
+                       border=self.border)
         elif self.rule == "text":
             out.update(threshold=self.text_threshold, normalization="max", connectivity=8, segment="largest")
         else:
@@ -83,8 +89,9 @@ class CamLocalization(Localization):
         crops = ten_crops(frames, size).flatten(0, 1)
         gt = torch.tensor([s.labels[0] for s in samples], dtype=torch.long)
         ex = method.explain(crops, gt.repeat_interleave(10))
+        check_logits(ex.logits.view(len(samples), -1), [s.image_id for s in samples])
         probs = ex.logits.float().softmax(dim=1).view(len(samples), 10, -1).mean(dim=1)
-        top = probs.topk(min(self.topk, probs.shape[1]), dim=1).indices.cpu().numpy()
+        top = top_classes(probs, min(self.topk, probs.shape[1]), [s.image_id for s in samples]).cpu().numpy()
         crop_maps = ex.maps[:, 0].detach().cpu().view(len(samples), 10, size, size)
         full = method.explain(images, gt).maps.detach().cpu() if self.maps == "full" else None
 
@@ -94,9 +101,11 @@ class CamLocalization(Localization):
                 if full is None:
                     merged = merge_crops(crop_maps[i], frames.shape[-1], self.merge).numpy()
                     saliency = resize_bicubic(merged, sample.orig_size_hw)
+                    empty = all(is_degenerate(c) for c in crop_maps[i].numpy())  # before the merge
                 else:
                     saliency = self.to_original(prep, full[i], sample).astype(np.float64)
-                rows.append(self.score_crops(sample, int(gt[i]), saliency, top[i]))
+                    empty = False
+                rows.append(self.score_crops(sample, int(gt[i]), saliency, top[i], empty))
             return rows
 
         return finish
@@ -107,16 +116,23 @@ class CamLocalization(Localization):
             return []
         if self.rule == "dt_box":
             heat = heatmap_uint8(saliency, self.jpeg_quality)
-            return [] if heat is None else [cam_boxes.to_xyxy(b) for b in cam_boxes.dt_boxes(heat, self.thresholds)]
+            boxes = [] if heat is None else cam_boxes.dt_boxes(heat, self.thresholds, self.border)
+            return [cam_boxes.to_xyxy(b) for b in boxes]
         if self.rule == "text":
             box = box_from_map(saliency, self.text_threshold, "max")
         else:
             box = box_from_map(saliency, self.threshold, self.normalization)
         return [] if box is None else [box]
 
-    def score_crops(self, sample, class_id: int, saliency: np.ndarray, top: np.ndarray) -> dict:
-        """Record for one image: the devkit flags over the guesses of the box choice."""
-        boxes = self.boxes_of(saliency)
+    def score_crops(self, sample, class_id: int, saliency: np.ndarray, top: np.ndarray,
+                    crops_degenerate: bool = False) -> dict:
+        """Record for one image: the devkit flags over the guesses of the box choice.
+
+        ``crops_degenerate``: every crop's map was degenerate before the merge. Merging constant
+        crop maps gives the crops' coverage pattern (larger where more crops overlap), which
+        would otherwise yield a near-whole-image box; such an image gets no box and is flagged.
+        """
+        boxes = [] if crops_degenerate else self.boxes_of(saliency)
         gt_boxes = sample.boxes_of(class_id)
         hits = [max_iou(b, gt_boxes) >= self.iou_threshold for b in boxes]
         rank = int(np.flatnonzero(top == class_id)[0]) + 1 if class_id in top else None
@@ -125,7 +141,8 @@ class CamLocalization(Localization):
         own = 1 if self.box_choice == "second" else 0  # the box the GT class gets as its first guess
         box = boxes[own] if own < len(boxes) else None
         row = super().score_one(sample, class_id, saliency, top, box=box)
-        row.update(loc_correct_top1=bool(correct[0]), loc_correct_top5=bool(any(correct)), n_boxes=len(boxes))
+        row.update(loc_correct_top1=bool(correct[0]), loc_correct_top5=bool(any(correct)), n_boxes=len(boxes),
+                   degenerate=bool(row["degenerate"] or crops_degenerate))
         return row
 
 

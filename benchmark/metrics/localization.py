@@ -31,7 +31,7 @@ from benchmark.metrics.base import METRICS, Metric
 from benchmark.metrics.boxes import (GRABCUT_BG_PERCENTILE, GRABCUT_FG_PERCENTILE, GRABCUT_ITERATIONS,
                                      NORMALIZATIONS, box_from_grabcut, box_from_map, max_iou, require_cv2)
 from benchmark.metrics.maxboxacc import STEP, aggregate_hits, hit_strings
-from benchmark.types import is_degenerate
+from benchmark.types import is_degenerate, top_classes
 
 THRESHOLD = 0.15
 IOU_THRESHOLD = 0.5
@@ -100,8 +100,7 @@ class Localization(Metric):
 
         gt = torch.tensor([s.labels[0] for s in samples], dtype=torch.long)
         ex = method.explain(images, gt)
-        k = min(self.topk, ex.logits.shape[1])
-        top = ex.logits.topk(k, dim=1).indices.cpu().numpy()
+        top = top_classes(ex.logits, min(self.topk, ex.logits.shape[1]), [s.image_id for s in samples]).cpu().numpy()
         maps = ex.maps.detach().cpu()
 
         def finish():

@@ -50,7 +50,7 @@ class Pointing(Metric):
     def settings(self):
         computed = "computed: class box union < 1/4 of the image and another class present"
         return {"tolerance_px": self.tolerance_px, "region": self.region, "skip_difficult": self.skip_difficult,
-                "point": "first argmax, row-major, at original resolution",
+                "point": "first maximum, row-major, at original resolution (ties: within 1e-6 of max |map|)",
                 "difficult_subset": self.difficult_list.describe() if self.difficult_list else computed,
                 "smooth": self.smooth, "smooth_methods": list(self.smooth_methods) if self.smooth else [],
                 "smoothing": (f"Gaussian, sigma = {self.smooth} x longer original side, taps to ceil(4 sigma), "

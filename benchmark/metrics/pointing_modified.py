@@ -13,8 +13,10 @@ is a miss whatever θ; a constant map for a present class never hits (its point 
 while a constant map for an absent class (e.g. Grad-CAM's all-zero map) is rejected normally.
 
 Aggregation ``pooled_calibrated_theta`` v1: ``theta``, ``accuracy`` (% on the evaluation split),
-``accuracy_calibration`` (%) and counts; ``write_artifacts`` adds the accuracy-vs-θ curve on both
-splits as CSV and PNG.
+``accuracy_calibration`` (%), ``accuracy_reject_all`` (% of evaluation records whose class is
+absent: what rejecting every class, e.g. with all-zero maps, scores) and counts, ``n_degenerate``
+among them (a degenerate map points nowhere, so it never hits when accepted); ``write_artifacts``
+adds the accuracy-vs-θ curve on both splits as CSV and PNG.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from benchmark.metrics._pointing_core import check_region, point_and_hit
 from benchmark.metrics._pointing_theta import calibration_mask, choose_theta, curve, outcome
 from benchmark.metrics.base import METRICS, Metric
 from benchmark.metrics.pointing import TOLERANCE_PX
+from benchmark.types import top_classes
 
 TOPK = 5
 
@@ -56,14 +59,15 @@ class PointingModified(Metric):
         with torch.no_grad():
             logits = method.model(images)
         k = min(self.topk, logits.shape[1])
-        top = logits.topk(k, dim=1)
-        maps = method.explain(images, top.indices).maps
+        indices = top_classes(logits, k, [s.image_id for s in samples])
+        values = logits.gather(1, indices)
+        maps = method.explain(images, indices).maps
         rows = []
         for i, sample in enumerate(samples):
             orig = prep.to_original(maps[i], sample.orig_size_hw).cpu().numpy()
             for rank in range(k):
-                c = int(top.indices[i, rank])
-                rows.append(self.score_one(sample, c, orig[rank], rank + 1, float(top.values[i, rank])))
+                c = int(indices[i, rank])
+                rows.append(self.score_one(sample, c, orig[rank], rank + 1, float(values[i, rank])))
         return rows
 
     def score_one(self, sample, class_id: int, saliency: np.ndarray, rank: int, logit: float) -> dict:
@@ -89,6 +93,7 @@ class PointingModified(Metric):
         return {"theta": theta if defined else None,
                 "accuracy": float(100.0 * outcome(evaluation, theta).mean()) if defined else None,
                 "accuracy_calibration": 100.0 * acc_cal if defined else None,
+                "accuracy_reject_all": reject_all(evaluation),
                 "accepted_fraction": float((evaluation["s"] >= theta).mean()) if defined else None,
                 "n_records": int(len(evaluation)), "n_images": int(evaluation["image_id"].nunique()),
                 "n_calibration_records": int(len(calibration)),
@@ -102,6 +107,14 @@ class PointingModified(Metric):
         calibration, evaluation = self.split(records)
         theta, _ = choose_theta(calibration)
         return write_curve(curve(calibration, evaluation), theta, Path(run_dir), "pointing_modified_curve")
+
+
+def reject_all(records: pd.DataFrame) -> float | None:
+    """Accuracy (%) of rejecting every class: the share of records whose class is absent.
+
+    A method that shows nothing (zero or constant maps, all rejected) scores this much; the
+    accuracy means something only above it."""
+    return float(100.0 * (~records["present"].astype(bool)).mean()) if len(records) else None
 
 
 def external_calibration(path: str | Path, evaluation: pd.DataFrame) -> pd.DataFrame:

@@ -70,10 +70,41 @@ class PartWriter:
         self.since = self.clock()
 
 
+TAIL = ("error", "model", "method", "dataset")  # set by the loop on every row, after the metric's columns
+
+
+def canonical(frame: pd.DataFrame) -> pd.DataFrame:
+    """Records with one column order and one Arrow type per column, however rows were split.
+
+    A frame built from rows takes its column order from the first row; an error row (``image_id,
+    class_id, error, ...``) first would put ``error`` before the metric's columns. The loop's own
+    columns (``TAIL``) go last, as in a frame whose first row was scored; text columns become ``str``.
+    """
+    tail = [c for c in TAIL if c in frame.columns]
+    if tail:
+        frame = frame[[c for c in frame.columns if c not in TAIL] + tail]
+    return text_columns_as_str(frame)
+
+
+def text_columns_as_str(frame: pd.DataFrame) -> pd.DataFrame:
+    """Object columns holding only text (and missing values) as pandas' ``str`` dtype.
+
+    pandas reads a text column back as ``str`` (Arrow ``large_string``) but builds an ``object``
+    column (Arrow ``string``) from rows, or from parts of which some lack the text: the same values
+    would get another schema, and other bytes, depending on how the rows were split into parts.
+    """
+    out = frame
+    for name in frame.columns:
+        column = frame[name]
+        if column.dtype == object and column.notna().any() and all(isinstance(v, str) for v in column.dropna()):
+            out = out.assign(**{name: column.astype("str")})
+    return out
+
+
 def frame_bytes(frame: pd.DataFrame) -> bytes:
-    """Parquet bytes of a frame, deterministic for identical data."""
+    """Parquet bytes of a frame, deterministic for identical data (``canonical``: one schema whatever the parts)."""
     sink = pa.BufferOutputStream()
-    pq.write_table(pa.Table.from_pandas(frame, preserve_index=False), sink, compression="zstd")
+    pq.write_table(pa.Table.from_pandas(canonical(frame), preserve_index=False), sink, compression="zstd")
     return sink.getvalue().to_pybytes()
 
 
