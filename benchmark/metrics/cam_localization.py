@@ -146,4 +146,4 @@ class CamLocalization(Localization):
         return row
 
 
-METRICS.register("localization_cam", CamLocalization)
+METRICS.register("localization_cam", CamLocalization, version=2)  # 2: per-crop degenerate check, released_binary border

@@ -144,4 +144,4 @@ def external_calibration(path: str | Path, evaluation: pd.DataFrame) -> pd.DataF
     return calibration
 
 
-METRICS.register("pointing_modified", PointingModified)
+METRICS.register("pointing_modified", PointingModified, version=2)  # 2: near-tie rule, degenerate maps, reject-all baseline
