@@ -34,7 +34,7 @@ from benchmark.models import build_model
 from benchmark.plugins import load_plugins
 from benchmark.progress import Progress
 from benchmark.runs import provenance
-from benchmark.runs.identity import public_job_state, register_hydra
+from benchmark.runs.identity import check_names, public_job_state, register_hydra
 from benchmark.runs.overlap import check_training_overlap
 from benchmark.runs.redact import public_config, secret_values
 from benchmark.runs.store import RunStore, write_json
@@ -177,6 +177,7 @@ def evaluate(config: dict | DictConfig, run_dir: Path | None = None) -> dict:
     if isinstance(config, DictConfig):
         config = OmegaConf.to_container(config, resolve=True)
     config = public_config(config, secret_values(config))  # secrets are never hashed, written or logged
+    check_names(config)  # names are data: each one becomes a plain path component, or nothing is written
     load_plugins(config.get("plugins"))
     check_options(config)
     check_training_overlap(config, functools.partial(_evaluated_ids, config["dataset"]))  # even a finished run
