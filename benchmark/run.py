@@ -76,15 +76,15 @@ def main(cfg: DictConfig) -> None:
         config["force"] = False  # a requeued job resumes its parts instead of wiping them again
     from benchmark.tracking import tracked
 
-    with tracked(config) as tracker:
-        try:
+    try:  # tracking is entered inside: a failure there too leaves no empty run folder
+        with tracked(config) as tracker:
             summary = evaluate(config)
-        except Exception:
-            log.exception("run failed: %s", config["experiment_name"])  # the traceback reaches run.log too
-            if HydraConfig.initialized():
-                discard_failed(Path(HydraConfig.get().runtime.output_dir), config)
-            raise
-        tracker.log_summary(summary)
+            tracker.log_summary(summary)
+    except Exception:
+        log.exception("run failed: %s", config["experiment_name"])  # the traceback reaches run.log too
+        if HydraConfig.initialized():
+            discard_failed(Path(HydraConfig.get().runtime.output_dir), config)
+        raise
     if summary.get("skipped"):
         log.info("already finished (force=true to redo): %s", summary.get("run_dir"))
     elif summary.get("status") == "not_applicable":
