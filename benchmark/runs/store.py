@@ -32,6 +32,7 @@ RECORDS = "records.parquet"
 PARTS = "parts"
 RUN_CONFIG = "run_config.json"
 LOCK = ".run.lock"
+FAILED = "failed"  # a summary's status when nothing could be scored; such a run is not finished
 
 try:
     import fcntl
@@ -83,12 +84,12 @@ class RunStore:
             os.close(fd)  # closing the descriptor releases the lock
 
     def finished(self, digest: str) -> dict | None:
-        """The summary if the run finished with this config, else ``None``."""
+        """The summary if the run finished with this config, else ``None`` (also for a ``failed`` one)."""
         path = self.dir / SUMMARY
         if not path.is_file():
             return None
         summary = json.loads(path.read_text())
-        return summary if summary.get("config_hash") == digest else None
+        return summary if summary.get("config_hash") == digest and summary.get("status") != FAILED else None
 
     def holds_results(self) -> bool:
         """Whether the folder holds a record part, the records or a summary (a run got that far)."""
@@ -106,12 +107,19 @@ class RunStore:
                 f"{digest}), written by an older run-folder layout; they are kept. Run with another "
                 f"experiment_name or paths.results, or move that folder where it belongs with "
                 f"`python -m benchmark.runs.migrate --results <results root>`")
-        if force and self.dir.exists():
+        if (force or self.failed()) and self.dir.exists():  # a failed run scored nothing: it starts again
             for name in (PARTS, SUMMARY, RECORDS, RUN_CONFIG):
                 target = self.dir / name
                 shutil.rmtree(target) if target.is_dir() else target.unlink(missing_ok=True)
         self.parts.mkdir(parents=True, exist_ok=True)
         write_json(marker, {"config_hash": digest, "config": config})
+
+    def failed(self) -> bool:
+        """Whether the folder's summary says the run failed (every image failed: nothing was scored)."""
+        try:
+            return json.loads((self.dir / SUMMARY).read_text()).get("status") == FAILED
+        except (OSError, ValueError, AttributeError):
+            return False
 
     def part_files(self) -> list[Path]:
         return sorted(self.parts.glob("part-*.parquet")) if self.parts.is_dir() else []
