@@ -19,12 +19,13 @@ from omegaconf import DictConfig, OmegaConf
 
 from benchmark.evaluate import evaluate
 from benchmark.models.base import CONF_DIR
-from benchmark.runs import redact
+from benchmark.runs import hydra_files, redact
 from benchmark.runs.identity import register_hydra, run_dir_for
 from benchmark.runs.store import RunFolderBusy, RunStore
 
 log = logging.getLogger("benchmark")
 register_hydra()  # the config schema and the run_path resolver of conf/config.yaml
+hydra_files.install()  # Hydra's .hydra/*.yaml written atomically; a full disk names the file
 
 
 def use_cache_dir(config: dict) -> None:
@@ -80,11 +81,14 @@ def main(cfg: DictConfig) -> None:
         with tracked(config) as tracker:
             summary = evaluate(config)
             tracker.log_summary(summary)
-    except Exception:
+    except Exception as err:
+        if isinstance(err, RunFolderBusy):
+            hydra_files.detach_run_log()  # that run.log is the other process's
         log.exception("run failed: %s", config["experiment_name"])  # the traceback reaches run.log too
         if HydraConfig.initialized():
             discard_failed(Path(HydraConfig.get().runtime.output_dir), config)
         raise
+    hydra_files.check_run_log()  # a run.log the disk had no room for fails the job
     if summary.get("skipped"):
         log.info("already finished (force=true to redo): %s", summary.get("run_dir"))
     elif summary.get("status") == "not_applicable":

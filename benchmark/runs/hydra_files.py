@@ -1,0 +1,87 @@
+"""Hydra's own files of a job (``.hydra/*.yaml``, ``run.log``) written as safely as the results are.
+
+``install`` makes Hydra save its job configs through ``benchmark.io.atomic_write_bytes``: a full disk
+is a ``DiskFullError`` naming the file, and no 0-byte or half-written ``config.yaml`` is left (a job
+that stops there leaves no empty ``run.log`` or ``.hydra/`` either). ``RunLogHandler`` (the
+``file`` handler of ``conf/config.yaml``) remembers a full disk instead of printing "--- Logging
+error ---" on each line; ``check_run_log`` turns it into the job's error, so the job does not end
+with status 0 and an empty log. ``detach_run_log`` stops this process writing a ``run.log`` that
+belongs to another process's run (the loser of the run-folder lock).
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+
+from benchmark.io import DISK_FULL, DiskFullError, atomic_write_bytes
+
+_failures: list[tuple[str, DiskFullError]] = []  # (log file, its error), in this process
+
+
+def save_config(cfg, filename: str, output_dir: Path) -> None:
+    """Hydra's ``_save_config``, atomic; on a full disk the job's empty files and folders are removed."""
+    from omegaconf import OmegaConf
+
+    output_dir = Path(output_dir)
+    try:
+        atomic_write_bytes(output_dir / filename, OmegaConf.to_yaml(cfg).encode())
+    except DiskFullError:
+        _remove_empty(output_dir)
+        raise
+
+
+def _remove_empty(hydra_dir: Path) -> None:
+    """Remove the 0-byte logs beside ``hydra_dir`` and the folders this leaves empty (job folder included)."""
+    for folder in (hydra_dir, hydra_dir.parent):
+        for path in folder.glob("*.log"):
+            if path.is_file() and path.stat().st_size == 0:
+                path.unlink(missing_ok=True)
+        try:
+            folder.rmdir()  # only an empty folder
+        except OSError:
+            pass
+
+
+def install() -> None:
+    """Make Hydra's job runner save ``.hydra/*.yaml`` through ``save_config`` (idempotent)."""
+    import hydra.core.utils
+
+    hydra.core.utils._save_config = save_config
+
+
+class RunLogHandler(logging.FileHandler):
+    """A ``FileHandler`` that remembers a full disk (``check_run_log`` raises it) and then stops writing."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if not any(name == self.baseFilename for name, _ in _failures):
+            super().emit(record)
+
+    def handleError(self, record: logging.LogRecord) -> None:
+        err = sys.exc_info()[1]
+        if isinstance(err, OSError) and err.errno in DISK_FULL:
+            full = DiskFullError(f"{self.baseFilename}: cannot write the run's log: {err.strerror or err} (the disk is "
+                                 f"full or the quota exceeded); free space and run again")
+            full.errno = err.errno  # (a filename would change str(full); the message names it)
+            _failures.append((self.baseFilename, full))
+            path = Path(self.baseFilename)
+            if path.is_file() and path.stat().st_size == 0:
+                path.unlink(missing_ok=True)
+            return
+        super().handleError(record)
+
+
+def check_run_log() -> None:
+    """Raise the ``DiskFullError`` of a run log that could not be written in this process, if any."""
+    if _failures:
+        raise _failures[-1][1]
+
+
+def detach_run_log() -> None:
+    """Close and remove this process's run-log handlers (their file is another process's run.log)."""
+    root = logging.getLogger()
+    for handler in list(root.handlers):
+        if isinstance(handler, logging.FileHandler):
+            root.removeHandler(handler)
+            handler.close()

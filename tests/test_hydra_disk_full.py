@@ -1,0 +1,88 @@
+"""A full disk while Hydra writes its own files (``.hydra/*.yaml``, ``run.log``): a ``DiskFullError``
+naming the file, no 0-byte file left, and a job that does not end with status 0.
+
+ENOSPC is simulated: every file opened for writing under the test's folder (through ``open`` or
+``os.fdopen``, the two ways Hydra and ``benchmark.io`` open files) fails on ``write``."""
+
+import builtins
+import errno
+import logging
+import os
+from pathlib import Path
+
+import hydra.core.utils
+import pytest
+from omegaconf import OmegaConf
+
+import benchmark.run  # noqa: F401  (installs the atomic save of Hydra's job configs)
+from benchmark.io import DiskFullError
+from benchmark.runs import hydra_files
+
+
+class _Full:
+    def __init__(self, handle):
+        self._handle = handle
+
+    def write(self, data):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    def __getattr__(self, name):
+        return getattr(self._handle, name)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self._handle.close()
+
+
+def _fill_disk(monkeypatch, root: Path) -> None:
+    real_open, real_fdopen = builtins.open, os.fdopen
+
+    def full_open(file, mode="r", *args, **kwargs):
+        handle = real_open(file, mode, *args, **kwargs)
+        writing = any(m in mode for m in "wax") and str(file).startswith(str(root))
+        return _Full(handle) if writing else handle
+
+    def full_fdopen(fd, mode="r", *args, **kwargs):
+        target = os.readlink(f"/proc/self/fd/{fd}")
+        handle = real_fdopen(fd, mode, *args, **kwargs)
+        return _Full(handle) if any(m in mode for m in "wax") and target.startswith(str(root)) else handle
+
+    monkeypatch.setattr(builtins, "open", full_open)
+    monkeypatch.setattr(os, "fdopen", full_fdopen)
+
+
+def test_hydra_job_config_on_a_full_disk_names_the_file_and_leaves_nothing_empty(tmp_path, monkeypatch):
+    job = tmp_path / "runs" / "job"
+    job.mkdir(parents=True)
+    (job / "run.log").touch()  # Hydra opens the job's log before it saves the configs
+    _fill_disk(monkeypatch, tmp_path)
+    with pytest.raises(DiskFullError, match=f"{job / '.hydra' / 'config.yaml'}: .*disk is full"):
+        hydra.core.utils._save_config(OmegaConf.create({"seed": 0}), "config.yaml", job / ".hydra")
+    assert [p for p in tmp_path.rglob("*") if p.is_file()] == []  # no 0-byte config.yaml or run.log
+    assert not job.exists()
+
+
+def test_run_log_on_a_full_disk_is_the_jobs_error(tmp_path, monkeypatch):
+    monkeypatch.setattr(hydra_files, "_failures", [])
+    path = tmp_path / "run.log"
+    handler = hydra_files.RunLogHandler(str(path))
+    logger = logging.getLogger(f"test_run_log.{tmp_path.name}")
+    logger.addHandler(handler)
+    logger.propagate = False
+    try:
+        monkeypatch.setattr(handler, "stream", _Full(handler.stream))
+        logger.error("first line")  # no "--- Logging error ---", no exception here
+        logger.error("second line")
+        with pytest.raises(DiskFullError, match=f"{path}: cannot write the run's log"):
+            hydra_files.check_run_log()
+    finally:
+        logger.removeHandler(handler)
+        handler.close()
+    assert not path.exists()  # the empty log was removed
+
+
+def test_the_job_log_handler_is_the_disk_full_aware_one():
+    conf = OmegaConf.load(Path(benchmark.run.CONF_DIR) / "config.yaml")
+    assert conf.hydra.job_logging.handlers.file["class"] == "benchmark.runs.hydra_files.RunLogHandler"
