@@ -9,7 +9,7 @@ to register every method) are ignored: Python has imported them before the modul
 
 Layers, bottom to top; a module may import modules of its own layer and of the layers below:
 
-  0. foundation: ``registry, types, paths, io, config, progress, _compat``
+  0. foundation: ``registry, types, paths, io, names, config, progress, _compat``
   1. ``data``, ``models``
   2. ``methods``
   3. ``metrics``
@@ -30,7 +30,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 PACKAGE = "benchmark"
 LAYERS: list[tuple[str, tuple[str, ...]]] = [
-    ("foundation", ("benchmark.registry", "benchmark.types", "benchmark.paths", "benchmark.io", "benchmark.config",
+    ("foundation", ("benchmark.registry", "benchmark.types", "benchmark.paths", "benchmark.io", "benchmark.names", "benchmark.config",
                     "benchmark.progress", "benchmark._compat")),
     ("data, models", ("benchmark.data", "benchmark.models")),
     ("methods", ("benchmark.methods",)),
