@@ -18,7 +18,7 @@ import benchmark.run  # noqa: F401  (schemas and resolvers)
 from benchmark.data.manifest import ManifestError, read_manifest, write_manifest
 from benchmark.evaluate import ConfigError, NothingScoredError, evaluate
 from benchmark.metrics import build_metric
-from benchmark.metrics._ranges import OptionRangeError
+from benchmark.registry import OptionRangeError
 from benchmark.models.base import CONF_DIR
 from benchmark.runs.identity import run_dir_for
 

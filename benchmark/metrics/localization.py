@@ -27,11 +27,11 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from benchmark.metrics._ranges import in_range
 from benchmark.metrics.base import METRICS, Metric
 from benchmark.metrics.boxes import (GRABCUT_BG_PERCENTILE, GRABCUT_FG_PERCENTILE, GRABCUT_ITERATIONS,
                                      NORMALIZATIONS, box_from_grabcut, box_from_map, max_iou, require_cv2)
 from benchmark.metrics.maxboxacc import STEP, aggregate_hits, hit_strings
+from benchmark.registry import in_range
 from benchmark.types import is_degenerate
 
 THRESHOLD = 0.15

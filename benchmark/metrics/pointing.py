@@ -27,8 +27,8 @@ from benchmark.io import atomic_write_bytes
 from benchmark.metrics._pointing_core import check_region, in_difficult_subset, pad_rows, point_and_hit, scored_classes
 from benchmark.metrics._pointing_torchray import (PIXEL_SPACE, DifficultList, class_mean_all_classes, gaussian_smooth,
                                                   smoothing_sigma)
-from benchmark.metrics._ranges import in_range
 from benchmark.metrics.base import METRICS, Metric
+from benchmark.registry import in_range
 
 TOLERANCE_PX = 15
 

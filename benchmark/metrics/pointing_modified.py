@@ -27,9 +27,9 @@ import torch
 
 from benchmark.metrics._pointing_core import check_region, point_and_hit
 from benchmark.metrics._pointing_theta import calibration_mask, choose_theta, curve, outcome
-from benchmark.metrics._ranges import in_range
 from benchmark.metrics.base import METRICS, Metric
 from benchmark.metrics.pointing import TOLERANCE_PX
+from benchmark.registry import in_range
 
 TOPK = 5
 
