@@ -72,6 +72,7 @@ def main(cfg: DictConfig) -> None:
     config = redact.public_config(config, secrets)
     if HydraConfig.initialized():
         redact.scrub_hydra_outputs(HydraConfig.get(), secrets)
+        hydra_files.keep_sweep_config(HydraConfig.get())  # each sweep's multirun.yaml, not only the last
     use_cache_dir(config)
     if int(os.environ.get("SLURM_RESTART_COUNT", "0")) > 0:
         config["force"] = False  # a requeued job resumes its parts instead of wiping them again

@@ -6,11 +6,13 @@ that stops there leaves no empty ``run.log`` or ``.hydra/`` either). ``RunLogHan
 ``file`` handler of ``conf/config.yaml``) remembers a full disk instead of printing "--- Logging
 error ---" on each line; ``check_run_log`` turns it into the job's error, so the job does not end
 with status 0 and an empty log. ``detach_run_log`` stops this process writing a ``run.log`` that
-belongs to another process's run (the loser of the run-folder lock).
+belongs to another process's run (the loser of the run-folder lock). ``keep_sweep_config`` keeps
+each sweep's ``multirun.yaml`` (one per experiment folder, rewritten by every sweep) under ``sweeps/``.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import sys
 from pathlib import Path
@@ -49,6 +51,22 @@ def install() -> None:
     import hydra.core.utils
 
     hydra.core.utils._save_config = save_config
+
+
+def keep_sweep_config(hydra_cfg) -> Path | None:
+    """In a multirun, a copy of the sweep's ``multirun.yaml`` (already scrubbed of secrets) kept as
+    ``<sweep dir>/sweeps/multirun-<sha256 of its text>.yaml``: every sweep of an experiment writes the
+    same ``multirun.yaml``, the copies keep each one. Returns the copy's path."""
+    if str(hydra_cfg.mode) not in ("RunMode.MULTIRUN", "MULTIRUN"):
+        return None
+    source = Path(hydra_cfg.sweep.dir) / "multirun.yaml"
+    if not source.is_file():
+        return None
+    data = source.read_bytes()
+    copy = source.parent / "sweeps" / f"multirun-{hashlib.sha256(data).hexdigest()[:16]}.yaml"
+    if not copy.is_file():  # the first job of the sweep writes it; the others find it
+        atomic_write_bytes(copy, data)
+    return copy
 
 
 class RunLogHandler(logging.FileHandler):

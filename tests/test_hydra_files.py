@@ -1,8 +1,9 @@
-"""A full disk while Hydra writes its own files (``.hydra/*.yaml``, ``run.log``): a ``DiskFullError``
+"""Hydra's own files: on a full disk (``.hydra/*.yaml``, ``run.log``), a ``DiskFullError``
 naming the file, no 0-byte file left, and a job that does not end with status 0.
 
 ENOSPC is simulated: every file opened for writing under the test's folder (through ``open`` or
-``os.fdopen``, the two ways Hydra and ``benchmark.io`` open files) fails on ``write``."""
+``os.fdopen``, the two ways Hydra and ``benchmark.io`` open files) fails on ``write``. And each sweep
+of an experiment keeps its own ``multirun.yaml``."""
 
 import builtins
 import errno
@@ -86,3 +87,16 @@ def test_run_log_on_a_full_disk_is_the_jobs_error(tmp_path, monkeypatch):
 def test_the_job_log_handler_is_the_disk_full_aware_one():
     conf = OmegaConf.load(Path(benchmark.run.CONF_DIR) / "config.yaml")
     assert conf.hydra.job_logging.handlers.file["class"] == "benchmark.runs.hydra_files.RunLogHandler"
+
+
+def test_each_sweep_keeps_its_multirun_config(tmp_path):
+    sweep = tmp_path / "runs" / "exp"
+    sweep.mkdir(parents=True)
+    kept = []
+    for overrides in ("method=grad_cam,cam", "method=gradient,cam"):  # two sweeps of one experiment
+        (sweep / "multirun.yaml").write_text(f"hydra:\n  overrides: {overrides}\n")
+        cfg = OmegaConf.create({"mode": "RunMode.MULTIRUN", "sweep": {"dir": str(sweep)}})
+        kept += [hydra_files.keep_sweep_config(cfg), hydra_files.keep_sweep_config(cfg)]  # two jobs each
+    assert kept[0] == kept[1] != kept[2] == kept[3]
+    assert sorted(p.read_text() for p in (sweep / "sweeps").iterdir()) == [
+        "hydra:\n  overrides: method=grad_cam,cam\n", "hydra:\n  overrides: method=gradient,cam\n"]
