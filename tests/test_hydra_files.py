@@ -73,7 +73,7 @@ def test_run_log_on_a_full_disk_is_the_jobs_error(tmp_path, monkeypatch):
     logger.addHandler(handler)
     logger.propagate = False
     try:
-        monkeypatch.setattr(handler, "stream", _Full(handler.stream))
+        monkeypatch.setattr(handler, "stream", _Full(handler._open()))
         logger.error("first line")  # no "--- Logging error ---", no exception here
         logger.error("second line")
         with pytest.raises(DiskFullError, match=f"{path}: cannot write the run's log"):
@@ -100,3 +100,51 @@ def test_each_sweep_keeps_its_multirun_config(tmp_path):
     assert kept[0] == kept[1] != kept[2] == kept[3]
     assert sorted(p.read_text() for p in (sweep / "sweeps").iterdir()) == [
         "hydra:\n  overrides: method=grad_cam,cam\n", "hydra:\n  overrides: method=gradient,cam\n"]
+
+
+def _read_only(monkeypatch, root: Path) -> None:
+    real_open, real_os_open = builtins.open, os.open
+
+    def refuse(path):
+        if str(path).startswith(str(root)):
+            raise OSError(errno.EROFS, os.strerror(errno.EROFS), str(path))
+
+    def ro_open(file, mode="r", *args, **kwargs):
+        if any(m in mode for m in "wax+"):
+            refuse(file)
+        return real_open(file, mode, *args, **kwargs)
+
+    def ro_os_open(path, flags, *args, **kwargs):
+        if flags & (os.O_WRONLY | os.O_RDWR | os.O_CREAT):
+            refuse(path)
+        return real_os_open(path, flags, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "open", ro_open)
+    monkeypatch.setattr(os, "open", ro_os_open)
+
+
+def test_a_read_only_results_root_lets_hydra_start_a_finished_runs_skip(tmp_path, monkeypatch, capsys):
+    """Hydra's job files are a record, not a result: on a read-only root they are skipped with a warning."""
+    monkeypatch.setattr(hydra_files, "_failures", [])
+    job = tmp_path / "runs" / "job"
+    (job / ".hydra").mkdir(parents=True)
+    (job / ".hydra" / "config.yaml").write_text("seed: 0\n")
+    _read_only(monkeypatch, tmp_path)
+    handler = hydra_files.RunLogHandler(str(job / "run.log"))  # as Hydra builds it: before any record
+    handler._builtin_open = builtins.open  # logging's reference to ``open``, taken in __init__ on 3.11
+    logger = logging.getLogger(f"test_read_only.{tmp_path.name}")
+    logger.setLevel(logging.INFO)
+    logger.addHandler(handler)
+    logger.propagate = False
+    try:
+        hydra.core.utils._save_config(OmegaConf.create({"seed": 0}), "config.yaml", job / ".hydra")
+        logger.info("skip: finished with the same configuration")
+        logger.info("a second line")
+    finally:
+        logger.removeHandler(handler)
+        handler.close()
+    hydra_files.check_run_log()  # not a full disk: the job's status is its own
+    err = capsys.readouterr().err
+    assert f"{job / '.hydra' / 'config.yaml'}: not written" in err
+    assert err.count(f"{job / 'run.log'}: cannot write the run's log") == 1
+    assert (job / ".hydra" / "config.yaml").read_text() == "seed: 0\n" and not (job / "run.log").exists()

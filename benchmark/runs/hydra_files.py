@@ -2,7 +2,8 @@
 
 ``install`` makes Hydra save its job configs through ``benchmark.io.atomic_write_bytes``: a full disk
 is a ``DiskFullError`` naming the file, and no 0-byte or half-written ``config.yaml`` is left (a job
-that stops there leaves no empty ``run.log`` or ``.hydra/`` either). ``RunLogHandler`` (the
+that stops there leaves no empty ``run.log`` or ``.hydra/`` either). A read-only results root
+only skips those files (with a warning), so a finished run's skip still works. ``RunLogHandler`` (the
 ``file`` handler of ``conf/config.yaml``) remembers a full disk instead of printing "--- Logging
 error ---" on each line; ``check_run_log`` turns it into the job's error, so the job does not end
 with status 0 and an empty log. ``detach_run_log`` stops this process writing a ``run.log`` that
@@ -12,6 +13,7 @@ each sweep's ``multirun.yaml`` (one per experiment folder, rewritten by every sw
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import logging
 import sys
@@ -20,6 +22,8 @@ from pathlib import Path
 from benchmark.io import DISK_FULL, DiskFullError, atomic_write_bytes
 
 _failures: list[tuple[str, DiskFullError]] = []  # (log file, its error), in this process
+_stopped: set[str] = set()  # log files this process stopped writing
+UNWRITABLE = (errno.EACCES, errno.EPERM, errno.EROFS)  # a read-only results root
 
 
 def save_config(cfg, filename: str, output_dir: Path) -> None:
@@ -32,6 +36,12 @@ def save_config(cfg, filename: str, output_dir: Path) -> None:
     except DiskFullError:
         _remove_empty(output_dir)
         raise
+    except OSError as err:
+        if err.errno not in UNWRITABLE:
+            raise
+        # a read-only results root: Hydra's record of the job is skipped, the job itself decides (a
+        # finished run is skipped without writing; a run to do fails at its first result write)
+        sys.stderr.write(f"warning: {output_dir / filename}: not written ({err.strerror or err})\n")
 
 
 def _remove_empty(hydra_dir: Path) -> None:
@@ -70,15 +80,31 @@ def keep_sweep_config(hydra_cfg) -> Path | None:
 
 
 class RunLogHandler(logging.FileHandler):
-    """A ``FileHandler`` that remembers a full disk (``check_run_log`` raises it) and then stops writing."""
+    """A ``FileHandler`` opened by its first record (no empty log), that stops writing when its file
+    cannot be written: a full disk is remembered (``check_run_log`` raises it), a read-only results
+    root is one warning on stderr (a finished run's skip needs no log)."""
+
+    def __init__(self, filename, mode: str = "a", encoding=None, delay: bool = True, errors=None):
+        super().__init__(filename, mode, encoding, delay=True, errors=errors)
 
     def emit(self, record: logging.LogRecord) -> None:
-        if not any(name == self.baseFilename for name, _ in _failures):
-            super().emit(record)
+        if self.baseFilename in _stopped:
+            return
+        try:
+            super().emit(record)  # opens the file on the first record; that open may fail here
+        except OSError as err:
+            self._stop(err)
 
     def handleError(self, record: logging.LogRecord) -> None:
         err = sys.exc_info()[1]
-        if isinstance(err, OSError) and err.errno in DISK_FULL:
+        if isinstance(err, OSError):
+            self._stop(err)
+            return
+        super().handleError(record)
+
+    def _stop(self, err: OSError) -> None:
+        _stopped.add(self.baseFilename)
+        if err.errno in DISK_FULL:
             full = DiskFullError(f"{self.baseFilename}: cannot write the run's log: {err.strerror or err} (the disk is "
                                  f"full or the quota exceeded); free space and run again")
             full.errno = err.errno  # (a filename would change str(full); the message names it)
@@ -86,8 +112,9 @@ class RunLogHandler(logging.FileHandler):
             path = Path(self.baseFilename)
             if path.is_file() and path.stat().st_size == 0:
                 path.unlink(missing_ok=True)
-            return
-        super().handleError(record)
+        else:
+            sys.stderr.write(f"warning: {self.baseFilename}: cannot write the run's log ({err}); "
+                             f"the job goes on without it\n")
 
 
 def check_run_log() -> None:
