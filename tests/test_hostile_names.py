@@ -112,3 +112,12 @@ def test_cli_and_multirun_write_nothing_for_a_hostile_name(args, tmp_path):
     assert "is not a valid name" in out.stderr and ("experiment_name=" in out.stderr or "method.label=" in out.stderr)
     new = _tree(tmp_path) - before
     assert new <= {"a/results", "a/results/runs", "a/results/runs/ok", "a/results/runs/ok/multirun.yaml"}, new
+
+
+def test_a_plugin_entry_with_an_unsafe_name_is_refused(monkeypatch):
+    from benchmark import plugins
+    from benchmark.methods import METHODS
+
+    monkeypatch.setattr(METHODS, "_items", {**METHODS._items, "../evil": lambda model, info, layer=None: None})
+    with pytest.raises(UnsafeNameError, match=r"the name of a method a plugin registered='\.\./evil'"):
+        plugins.store_group_entries()
