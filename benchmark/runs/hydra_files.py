@@ -75,7 +75,13 @@ def keep_sweep_config(hydra_cfg) -> Path | None:
     data = source.read_bytes()
     copy = source.parent / "sweeps" / f"multirun-{hashlib.sha256(data).hexdigest()[:16]}.yaml"
     if not copy.is_file():  # the first job of the sweep writes it; the others find it
-        atomic_write_bytes(copy, data)
+        try:
+            atomic_write_bytes(copy, data)
+        except OSError as err:
+            if err.errno not in UNWRITABLE:
+                raise
+            sys.stderr.write(f"warning: {copy}: not written ({err.strerror or err})\n")  # a read-only root
+            return None
     return copy
 
 
