@@ -213,10 +213,11 @@ def evaluate(config: dict | DictConfig, run_dir: Path | None = None) -> dict:
     if isinstance(config, DictConfig):
         config = OmegaConf.to_container(config, resolve=True)
     config = public_config(config, secret_values(config))  # secrets are never hashed, written or logged
-    check_names(config)  # names are data: each one becomes a plain path component, or nothing is written
     load_plugins(config.get("plugins"))
     check_options(config)
+    check_names(config, ("model.name", "dataset.name"))  # the overlap guard finds their config files by name
     check_training_overlap(config, functools.partial(_evaluated_ids, config["dataset"]))  # even a finished run
+    check_names(config)  # names are data: each one becomes a plain path component, or nothing is written
     run_dir, digest, done = public_job_state(config, run_dir)
     store = RunStore(run_dir)
     if done is not None and not config.get("force"):

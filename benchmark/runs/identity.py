@@ -89,9 +89,9 @@ def folder_hash(config: dict) -> str:
     return config_hash(semantic_config(unsharded(config)))[:FOLDER_HASH_LEN]
 
 
-def check_names(config: dict) -> None:
-    """Stop at a name of ``PATH_NAMES`` that is not one plain path component (``benchmark.names``)."""
-    for field in PATH_NAMES:
+def check_names(config: dict, fields: tuple[str, ...] = PATH_NAMES) -> None:
+    """Stop at a name of ``fields`` that is not one plain path component (``benchmark.names``)."""
+    for field in fields:
         group, _, key = field.rpartition(".")
         node = config.get(group) if group else config
         value = node.get(key) if isinstance(node, dict) else None
