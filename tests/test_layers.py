@@ -30,8 +30,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 PACKAGE = "benchmark"
 LAYERS: list[tuple[str, tuple[str, ...]]] = [
-    ("foundation", ("benchmark.registry", "benchmark.types", "benchmark.paths", "benchmark.io", "benchmark.names", "benchmark.config",
-                    "benchmark.progress", "benchmark._compat")),
+    ("foundation", ("benchmark.registry", "benchmark.types", "benchmark.paths", "benchmark.io", "benchmark.names",
+                    "benchmark.config", "benchmark.progress", "benchmark._compat")),
     ("data, models", ("benchmark.data", "benchmark.models")),
     ("methods", ("benchmark.methods",)),
     ("metrics", ("benchmark.metrics",)),

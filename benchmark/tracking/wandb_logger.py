@@ -128,7 +128,8 @@ class WandbTracker:
         try:
             self.send_summary(summary)
         except Exception as err:  # noqa: BLE001  (the mirror's failure is not the run's)
-            log.warning("W&B could not record the summary of %s: %s: %s", summary.get("run_dir"), type(err).__name__, err)
+            log.warning("W&B could not record the summary of %s: %s: %s", summary.get("run_dir"),
+                        type(err).__name__, err)
 
     def send_summary(self, summary: dict) -> None:
         """Summary metrics as ``<metric>/<name>``, protocol into the config, per-class table, records, figures."""
