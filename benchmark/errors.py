@@ -29,7 +29,7 @@ USER_ERRORS = [
     "benchmark.plugins.PluginError", "benchmark.names.UnsafeNameError", "benchmark.names.OutsideRootError",
     "benchmark.io.DiskFullError", "benchmark.runs.overlap.TrainingOverlapError", "benchmark.runs.store.RunFolderBusy",
     "benchmark.runs.merge.MergeError", "benchmark.methods.precomputed.PrecomputedMapError",
-    "benchmark.report.cards.CardError",
+    "benchmark.report.cards.CardError", "benchmark.evaluate.NothingScoredError", "benchmark.types.NonFiniteLogits",
 ]
 PLUGIN_GROUPS = ("method", "metric", "model")
 

@@ -37,7 +37,7 @@ from benchmark.models import build_model
 from benchmark.plugins import load_plugins
 from benchmark.progress import Progress, cost_per_map
 from benchmark.runs import inputs, provenance
-from benchmark.runs.identity import public_job_state, register_hydra
+from benchmark.runs.identity import check_names, public_job_state, register_hydra
 from benchmark.runs.overlap import check_training_overlap
 from benchmark.runs.redact import public_config, secret_values
 from benchmark.runs.store import Interrupted, PartWriter, RunStore, write_json
@@ -139,6 +139,42 @@ def _check_inputs(dataset: ManifestDataset, info, on_error: str, class_map: str 
                 f"data_prep script, fix 'image_root' in meta.json, or set on_error=record to record and skip them")
 
 
+class NothingScoredError(RuntimeError):
+    """A run in which no image could be scored; its summary says ``failed`` and it runs again next time."""
+
+
+def _check_selection(dataset: ManifestDataset, ds: dict, metric) -> None:
+    """Stop before the run folder is made when the selection holds no image (nothing to score), or,
+    for a metric that localizes (``uses_regions``, the default), a label without a box or mask."""
+    if len(dataset) == 0:
+        raise ConfigError(
+            f"{dataset.manifest_file}: the selection holds no image (split={ds.get('split')!r}, "
+            f"shard {ds.get('shard', 0)} of {ds.get('num_shards', 1)}, dataset.limit={ds.get('limit')!r}); expected "
+            f"at least one: check dataset.limit (>= 1), dataset.split and the manifest's rows")
+    bare = dataset.labels_without_region() if getattr(metric, "uses_regions", True) else []
+    if bare:
+        shown = ", ".join(f"image {i!r} class {c}" for i, c in bare[:5])
+        raise ManifestError(
+            f"{dataset.manifest_file}: field 'labels' names classes with no box or mask ({shown}"
+            f"{' ...' if len(bare) > 5 else ''}; {len(bare)} in all); expected a ground-truth region "
+            f"(boxes_xyxy/box_labels or masks_rle/mask_labels) for every label: metric {metric.name!r} would score "
+            f"them as misses")
+
+
+def _nothing_scored(summary: dict) -> NothingScoredError | None:
+    """A run whose every image failed (``on_error=record``) is no result: its summary says ``failed``
+    (set here, with its error counts kept for reading) and the next run of this configuration starts
+    it again; returns the error to raise once the summary is written."""
+    errors, images = summary["errors"], summary["counts"]["images"]
+    if images == 0 or errors["n_images"] < images:
+        return None
+    summary["status"] = "failed"
+    shown = "; ".join(f"{e['image_id']}: {e['error']}" for e in errors["examples"][:3])
+    return NothingScoredError(f"{summary['run_dir']}: every one of the {errors['n_images']} images failed "
+                              f"(on_error=record), nothing was scored ({shown}); the run is marked failed and the "
+                              f"next run starts it again")
+
+
 def _build_method(mcfg: dict, model, info):
     """The configured method; an unknown ``method.layer`` is an error naming the field."""
     try:
@@ -179,7 +215,9 @@ def evaluate(config: dict | DictConfig, run_dir: Path | None = None, strict: boo
     config = public_config(config, secret_values(config))  # secrets are never hashed, written or logged
     load_plugins(config.get("plugins"))
     check_options(config)
+    check_names(config, ("model.name", "dataset.name"))  # the overlap guard finds their config files by name
     check_training_overlap(config, functools.partial(_evaluated_ids, config["dataset"]))  # even a finished run
+    check_names(config)  # names are data: each one becomes a plain path component, or nothing is written
     run_dir, digest, done = public_job_state(config, run_dir)
     store = RunStore(run_dir)
     if done is not None and not config.get("force"):
@@ -214,6 +252,7 @@ def evaluate(config: dict | DictConfig, run_dir: Path | None = None, strict: boo
         dataset = ManifestDataset(ds["root"], split=ds.get("split"), num_shards=ds.get("num_shards", 1),
                                   shard=ds.get("shard", 0), limit=ds.get("limit"))
         _check_inputs(dataset, info, on_error, ds.get("class_map"))
+        _check_selection(dataset, ds, metric)
         prep = Preprocess(info.input_size, tuple(info.mean), tuple(info.std), config["model"].get("preprocessing", "paper"))
         if prep.mode == "shorter_side" and config.get("batch_size", 32) != 1:  # inputs of different sizes
             raise ConfigError(f"config field 'batch_size' is {config.get('batch_size', 32)} with "
@@ -307,7 +346,10 @@ def _run(config, store, base, model, info, method, metric, dataset, prep, device
         "device": provenance.device_description(str(device)), "layer": getattr(method, "layer", None),
         "method_settings": method.settings() if hasattr(method, "settings") else {},
     }
+    failure = _nothing_scored(summary)
     store.finalize(summary)
+    if failure is not None:
+        raise failure
     if hasattr(metric, "write_artifacts") and len(scored):
         try:  # figures and curves beside the records; a plotting failure must not undo a finished run
             metric.write_artifacts(scored, run_dir)

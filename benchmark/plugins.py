@@ -25,6 +25,7 @@ from benchmark.methods import METHODS
 from benchmark.metrics import METRICS
 from benchmark.models import MODELS
 from benchmark.models.base import CONF_DIR
+from benchmark.names import check_name
 
 GROUPS = {"method": METHODS, "metric": METRICS, "model": MODELS}
 _shipped = {group: set(registry.names()) for group, registry in GROUPS.items()}
@@ -61,6 +62,7 @@ def store_group_entries() -> None:
     store = ConfigStore.instance()
     for group, registry in GROUPS.items():
         for name in set(registry.names()) - _shipped[group]:
+            check_name(name, f"the name of a {group} a plugin registered")  # it names run folders
             if not (CONF_DIR / group / f"{name}.yaml").is_file():
                 store.store(group=group, name=name, node={"name": name})
 

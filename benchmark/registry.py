@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import ast
 import difflib
+import math
 import importlib
 import inspect
 import pkgutil
@@ -145,3 +146,28 @@ def declared_versions(files) -> dict[str, int]:
                     if kw.arg == "version" and isinstance(kw.value, ast.Constant):
                         found[node.args[0].value] = int(kw.value.value)
     return found
+
+
+class OptionRangeError(OptionError):
+    """An option value outside its range (or not a finite number); the message names both. Checked when
+    the entry is built (``in_range``), so ``threshold=-1`` or ``topk=0`` stops a run before any image is read."""
+
+
+def in_range(metric: str, option: str, value, low: float | None = None, high: float | None = None, *,
+             low_open: bool = False, high_open: bool = False, integer: bool = False):
+    """``value`` as ``int``/``float`` when it is a finite number with ``low (<|<=) value (<|<=) high``."""
+    lo = "" if low is None else f"{low} {'<' if low_open else '<='} "
+    hi = "" if high is None else f" {'<' if high_open else '<='} {high}"
+    expected = f"expected {'an integer' if integer else 'a number'} {lo}{option}{hi}".replace("  ", " ")
+    try:
+        number = float(value)
+        ok = not isinstance(value, bool) and math.isfinite(number) and (not integer or number == int(number))
+    except (TypeError, ValueError):
+        ok = False
+    if ok and low is not None:
+        ok = number > low if low_open else number >= low
+    if ok and high is not None:
+        ok = number < high if high_open else number <= high
+    if not ok:
+        raise OptionRangeError(f"config field 'metric.options.{option}' of metric {metric!r} is {value!r}; {expected}")
+    return int(number) if integer else number

@@ -19,13 +19,14 @@ from omegaconf import DictConfig, OmegaConf
 
 from benchmark import errors
 from benchmark.paths import REPO_ROOT
-from benchmark.runs import redact
+from benchmark.runs import hydra_files, redact
 from benchmark.runs.identity import register_hydra, run_dir_for
 
 CONF_DIR = REPO_ROOT / "conf"  # benchmark.models.base.CONF_DIR, without importing torch
 
 log = logging.getLogger("benchmark")
 register_hydra()  # the config schema and the run_path resolver of conf/config.yaml
+hydra_files.install()  # Hydra's .hydra/*.yaml written atomically; a full disk names the file
 
 
 def use_cache_dir(config: dict) -> None:
@@ -74,21 +75,27 @@ def main(cfg: DictConfig) -> None:
     config = redact.public_config(config, secrets)
     if HydraConfig.initialized():
         redact.scrub_hydra_outputs(HydraConfig.get(), secrets)
+        hydra_files.keep_sweep_config(HydraConfig.get())  # each sweep's multirun.yaml, not only the last
     use_cache_dir(config)
     if int(os.environ.get("SLURM_RESTART_COUNT", "0")) > 0:
         config["force"] = False  # a requeued job resumes its parts instead of wiping them again
     from benchmark.evaluate import evaluate
     from benchmark.tracking import tracked
 
-    with tracked(config) as tracker:
-        try:
+    try:  # tracking is entered inside: a failure there too leaves no empty run folder
+        with tracked(config) as tracker:
             summary = evaluate(config, strict=False)  # Hydra checked the keys ('+key=...' adds one)
-        except BaseException as err:
-            _log_failure(err, config)
-            if HydraConfig.initialized():
-                discard_failed(Path(HydraConfig.get().runtime.output_dir), config)
-            raise
-        tracker.log_summary(summary)
+            tracker.log_summary(summary)
+    except BaseException as err:
+        from benchmark.runs.store import RunFolderBusy
+
+        if isinstance(err, RunFolderBusy):
+            hydra_files.detach_run_log()  # that run.log is the other process's
+        _log_failure(err, config)
+        if HydraConfig.initialized():
+            discard_failed(Path(HydraConfig.get().runtime.output_dir), config)
+        raise
+    hydra_files.check_run_log()  # a run.log the disk had no room for fails the job
     if summary.get("skipped"):
         log.info("already finished (force=true to redo): %s", summary.get("run_dir"))
     elif summary.get("status") == "not_applicable":

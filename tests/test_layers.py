@@ -9,7 +9,7 @@ to register every method) are ignored: Python has imported them before the modul
 
 Layers, bottom to top; a module may import modules of its own layer and of the layers below:
 
-  0. foundation: ``registry, types, paths, io, config, progress, _compat``
+  0. foundation: ``registry, types, paths, io, names, config, progress, _compat``
   1. ``data``, ``models``
   2. ``methods``
   3. ``metrics``

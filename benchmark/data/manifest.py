@@ -77,6 +77,9 @@ def _check_rows(frame: pd.DataFrame, where: str) -> None:
     if dup:
         raise ManifestError(f"{where}: field 'image_id' has duplicate(s) {dup[:5]}; expected each image once")
     for row in frame.itertuples(index=False):
+        if len(row.labels) == 0:
+            raise ManifestError(f"{where}: image {row.image_id!r}: field 'labels' is empty; expected the class "
+                                f"indices present in the image (at least one)")
         n = len(row.boxes_xyxy)
         if len(row.box_labels) != n or len(row.box_difficult) != n:
             raise ManifestError(

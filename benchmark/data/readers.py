@@ -138,6 +138,11 @@ class ManifestDataset(Dataset):
                 out += [(row["image_id"], name, int(c)) for c in row[name] if not 0 <= int(c) < num_classes]
         return out
 
+    def labels_without_region(self) -> list[tuple[str, int]]:
+        """``(image_id, class)`` for a label with neither a box nor a mask of its class (nothing to localize)."""
+        return [(row["image_id"], int(c)) for row in self._rows for c in row["labels"]
+                if int(c) not in {int(b) for b in row["box_labels"]} | {int(m) for m in row["mask_labels"]}]
+
     def used_classes(self) -> set[int]:
         """Manifest class indices that some image of this dataset uses (labels, boxes or masks)."""
         return {int(c) for row in self._rows for name in ("labels", "box_labels", "mask_labels") for c in row[name]}

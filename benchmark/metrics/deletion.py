@@ -49,6 +49,8 @@ def mean_with_interval(values: np.ndarray, key: str, resamples: int, seed: int) 
 class _CausalMetric(Metric):
     """RISE's causal metric; subclasses choose the substrate and the direction of the change."""
 
+    uses_regions = False  # scores the map against the model, not against boxes: labels need no region
+
     aggregation = ("mean_auc_percentile_bootstrap", 1)
     direction = "higher"
 

@@ -31,6 +31,7 @@ from benchmark.metrics.base import METRICS, Metric
 from benchmark.metrics.boxes import (GRABCUT_BG_PERCENTILE, GRABCUT_FG_PERCENTILE, GRABCUT_ITERATIONS,
                                      NORMALIZATIONS, box_from_grabcut, box_from_map, max_iou, require_cv2)
 from benchmark.metrics.maxboxacc import STEP, aggregate_hits, hit_strings
+from benchmark.registry import in_range
 from benchmark.types import is_degenerate, top_classes
 
 THRESHOLD = 0.15
@@ -57,7 +58,9 @@ class Localization(Metric):
         if not isinstance(maxboxacc, bool):
             raise ValueError(f"localization: maxboxacc={maxboxacc!r}; expected true or false")
         self.normalization, self.align_corners, self.maxboxacc = normalization, align_corners, maxboxacc
-        self.threshold, self.iou_threshold, self.topk = float(threshold), float(iou_threshold), int(topk)
+        self.threshold = in_range("localization", "threshold", threshold, 0, 1, low_open=True, high_open=True)
+        self.iou_threshold = in_range("localization", "iou_threshold", iou_threshold, 0, 1, low_open=True)
+        self.topk = in_range("localization", "topk", topk, 1, integer=True)
         if box not in BOX_RULES:
             raise ValueError(f"localization: box={box!r}; expected one of {BOX_RULES}")
         fg, bg = float(grabcut_fg_percentile), float(grabcut_bg_percentile)

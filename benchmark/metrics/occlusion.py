@@ -64,6 +64,7 @@ def bootstrap_mean_ci(values: np.ndarray, resamples: int, seed: int, level: floa
 
 class OcclusionCorrelation(Metric):
     name = "occlusion_correlation"
+    uses_regions = False  # correlates maps with occlusion drops: labels need no box
     aggregation = ("mean_rho_percentile_bootstrap", 1)
 
     def __init__(self, patch: int = 35, stride: int = 1, fill: float = 0.0, max_batch: int | None = None,

@@ -28,6 +28,7 @@ from benchmark.metrics._pointing_core import check_region, in_difficult_subset, 
 from benchmark.metrics._pointing_torchray import (PIXEL_SPACE, DifficultList, class_mean_all_classes, gaussian_smooth,
                                                   smoothing_sigma)
 from benchmark.metrics.base import METRICS, Metric
+from benchmark.registry import in_range
 
 TOLERANCE_PX = 15
 
@@ -39,7 +40,7 @@ class Pointing(Metric):
     def __init__(self, tolerance_px: float = TOLERANCE_PX, region: str = "auto", skip_difficult: bool = True,
                  smooth: float = 0.0, smooth_methods: tuple | list = PIXEL_SPACE, difficult_list: str | None = None,
                  all_classes: int | None = None):
-        self.tolerance_px, self.region = float(tolerance_px), check_region(region)
+        self.tolerance_px, self.region = in_range("pointing", "tolerance_px", tolerance_px, 0), check_region(region)
         self.skip_difficult = bool(skip_difficult)
         if not 0.0 <= float(smooth) < 1.0:
             raise ValueError(f"pointing metric option smooth={smooth}: expected a fraction of the longer side in [0, 1)")

@@ -31,6 +31,7 @@ from benchmark.metrics._pointing_core import check_region, point_and_hit
 from benchmark.metrics._pointing_theta import calibration_mask, choose_theta, curve, outcome
 from benchmark.metrics.base import METRICS, Metric
 from benchmark.metrics.pointing import TOLERANCE_PX
+from benchmark.registry import in_range
 from benchmark.types import top_classes
 
 TOPK = 5
@@ -42,7 +43,9 @@ class PointingModified(Metric):
 
     def __init__(self, topk: int = TOPK, tolerance_px: float = TOLERANCE_PX, region: str = "auto",
                  calibration_fraction: float = 0.25, calibration_records: str | None = None):
-        self.topk, self.tolerance_px, self.region = int(topk), float(tolerance_px), check_region(region)
+        self.topk = in_range("pointing_modified", "topk", topk, 1, integer=True)
+        self.tolerance_px = in_range("pointing_modified", "tolerance_px", tolerance_px, 0)
+        self.region = check_region(region)
         self.calibration_fraction = float(calibration_fraction)
         self.calibration_records = calibration_records
         calibration_mask([], self.calibration_fraction)  # validates the fraction now, not after the run

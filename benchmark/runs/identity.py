@@ -32,6 +32,7 @@ from pathlib import Path
 from omegaconf import OmegaConf
 
 from benchmark.config import register_configs, validated
+from benchmark.names import check_name, inside
 from benchmark.runs import inputs
 from benchmark.runs.redact import public_config, secret_values
 
@@ -40,6 +41,8 @@ NON_SEMANTIC = ("force", "logger", "num_workers", "overlap_postprocessing", "pat
 DECLARATIONS = (("model", "trained_on"), ("dataset", "parts"),  # checked by the overlap guard, not hashed
                 ("dataset", "image_digest"))  # how the images are digested: the digest itself is hashed
 FOLDER_HASH_LEN = 8
+# the names that become path components of a run folder (``run_path``), checked by ``check_names``
+PATH_NAMES = ("experiment_name", "model.name", "method.label", "method.layer", "dataset.name", "metric.name")
 
 
 def config_hash(config: dict) -> str:
@@ -92,22 +95,38 @@ def folder_hash(config: dict) -> str:
     return config_hash(semantic_config(unsharded(config)))[:FOLDER_HASH_LEN]
 
 
-def _part(value) -> str:
-    return str(value).replace("/", "_").replace("\\", "_")
+def check_names(config: dict, fields: tuple[str, ...] = PATH_NAMES) -> None:
+    """Stop at a name of ``fields`` that is not one plain path component (``benchmark.names``)."""
+    for field in fields:
+        group, _, key = field.rpartition(".")
+        node = config.get(group) if group else config
+        value = node.get(key) if isinstance(node, dict) else None
+        if value is not None or field != "method.layer":
+            check_name(value, field)
+
+
+def _part(config: dict, field: str) -> str:
+    group, _, key = field.rpartition(".")
+    return check_name((config[group] if group else config)[key], field)
 
 
 def run_path(config: dict) -> Path:
-    """The run folder relative to ``<results>/runs`` (see the module docstring)."""
+    """The run folder relative to ``<results>/runs`` (see the module docstring); every name in it is
+    checked first (``check_names``), so it is always a relative path of plain components."""
+    check_names(config)
     ds, method = config["dataset"], config["method"]
-    label = _part(method["label"]) + (f"@{_part(method['layer'])}" if method.get("layer") else "")
-    path = (Path(_part(config["experiment_name"])) / _part(config["model"]["name"]) / label / _part(ds["name"])
-            / f"{_part(config['metric']['name'])}-{folder_hash(config)}")
+    label = _part(config, "method.label") + (f"@{method['layer']}" if method.get("layer") else "")
+    path = (Path(_part(config, "experiment_name")) / _part(config, "model.name") / label / _part(config, "dataset.name")
+            / f"{_part(config, 'metric.name')}-{folder_hash(config)}")
     return path / f"shard-{ds['shard']}-of-{ds['num_shards']}" if ds.get("num_shards", 1) > 1 else path
 
 
 def run_dir_for(config: dict) -> Path:
-    """``<results>/runs/`` + ``run_path(config)``."""
-    return Path(config["paths"]["results"]) / "runs" / run_path(config)
+    """``<results>/runs/`` + ``run_path(config)``, checked to lie under ``<results>/runs``."""
+    runs = Path(config["paths"]["results"]) / "runs"
+    path = runs / run_path(config)
+    inside(runs, path)  # a symlink inside the results root that leads out of it
+    return path
 
 
 def job_state(config: dict, run_dir: Path | None = None) -> tuple[Path, str, dict | None]:
@@ -141,10 +160,17 @@ def finished(config) -> dict | None:
 def hydra_run_path(within: str = "", *, _root_) -> str:
     """Hydra's job folder (where ``.hydra/`` and ``run.log`` go) as ``run_path`` places the run: the job
     config is the composed config without its ``hydra`` node, its secrets removed as ``benchmark.run``
-    removes them. ``within="experiment"``: the part below the experiment's folder."""
+    removes them. ``within="experiment"``: the part below the experiment's folder; ``within="sweep"``:
+    the experiment's folder (a checked name). An unsafe name stops composition before Hydra writes."""
     job = OmegaConf.masked_copy(_root_, [k for k in _root_ if k != "hydra"])
     config = OmegaConf.to_container(job, resolve=True)
-    path = run_path(public_config(config, secret_values(config, sys.argv[1:])))
+    runs = Path(config["paths"]["results"]) / "runs"
+    if within == "sweep":  # the sweep's folder (its multirun.yaml), a checked name under the results root
+        name = check_name(config.get("experiment_name"), "experiment_name")
+        inside(runs, runs / name)
+        return name
+    config = public_config(config, secret_values(config, sys.argv[1:]))
+    path = run_dir_for(config).relative_to(runs)  # its names checked, under the results root
     return str(path.relative_to(path.parts[0]) if within == "experiment" else path)
 
 

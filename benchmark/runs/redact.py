@@ -10,7 +10,8 @@ secret values found anywhere else. It is applied to the config the Hydra entry p
 config ``evaluate`` hashes and writes (``run_config.json``, ``summary.json``), to the W&B config,
 and to the files Hydra writes into the run folder (``.hydra/config.yaml``, ``overrides.yaml``,
 ``hydra.yaml``, the sweep's ``multirun.yaml``). ``RedactFilter`` masks secret values in log records
-(``run.log`` and the console, Hydra's own launcher lines included; see ``conf/config.yaml``).
+(``run.log`` and the console, Hydra's own launcher lines included; see ``conf/config.yaml``);
+``guard_stderr`` masks what Hydra prints itself (``--cfg``, ``--info``, a failed job's overrides).
 Secrets shorter than ``MIN_SECRET_LEN`` characters are only dropped by key, never masked as values
 or text (masking ``1`` or ``default`` wherever it appears would change configs and garble logs).
 """
@@ -72,6 +73,21 @@ def redact_text(text: str, secrets) -> str:
     for secret in sorted((s for s in secrets if len(s) >= MIN_SECRET_LEN), key=len, reverse=True):
         text = text.replace(secret, REMOVED)
     return text
+
+
+_YAML_ITEM = re.compile(r"^(?P<key>\s*(?:-\s+)?[^\s:#='\"]+):(?P<sep>[ \t]+)(?P<value>\S[^\n]*)$", re.MULTILINE)
+_OVERRIDE = re.compile(r"(?P<key>[+~]*[A-Za-z0-9_.-]+)=(?P<value>[^,\s\]'\"]+)")
+
+
+def redact_config_text(text: str, secrets) -> str:
+    """``redact_text``, and also the values of secret-looking keys in YAML lines (``api_key: ...``)
+    and in overrides (``+logger.api_key=...``), whatever their length: for config printed as text
+    (Hydra's ``--cfg`` and ``--info``), where a secret from a config file is not known as a value."""
+    text = redact_text(text, secrets)
+    text = _YAML_ITEM.sub(lambda m: f"{m['key']}:{m['sep']}{REMOVED}"
+                          if is_secret_key(m["key"].strip(" -")) else m[0], text)
+    return _OVERRIDE.sub(lambda m: f"{m['key']}={REMOVED}"
+                         if is_secret_key(m["key"].lstrip("+~").split(".")[-1]) else m[0], text)
 
 
 def public_config(value, secret=None):
@@ -167,17 +183,19 @@ class RedactFilter(logging.Filter):
 
 
 class RedactingStream:
-    """A text stream that masks secrets in what is written to it, delegating everything else.
+    """A text stream that masks secrets in what is written to it (``redact_config_text``), delegating
+    everything else.
 
-    Hydra writes ``Error executing job with overrides: [...]`` straight to ``sys.stderr`` (not
-    through logging); the entry point wraps ``sys.stderr`` in this so that line is masked too.
+    Hydra writes ``Error executing job with overrides: [...]`` straight to ``sys.stderr``, and the
+    config of ``--cfg job|hydra|all`` and ``--info config`` straight to ``sys.stdout`` (not through
+    logging); the entry point wraps both streams in this so those lines are masked too.
     """
 
     def __init__(self, stream, argv: list[str] | None = None) -> None:
         self._stream, self._argv = stream, list(sys.argv[1:] if argv is None else argv)
 
     def write(self, text: str) -> int:
-        self._stream.write(redact_text(text, secret_values(argv=self._argv)))
+        self._stream.write(redact_config_text(text, secret_values(argv=self._argv)))
         return len(text)
 
     def __getattr__(self, name):
@@ -185,6 +203,8 @@ class RedactingStream:
 
 
 def guard_stderr() -> None:
-    """Wrap ``sys.stderr`` in a ``RedactingStream`` (once)."""
+    """Wrap ``sys.stderr`` and ``sys.stdout`` in a ``RedactingStream`` (once each)."""
     if not isinstance(sys.stderr, RedactingStream):
         sys.stderr = RedactingStream(sys.stderr)
+    if not isinstance(sys.stdout, RedactingStream):
+        sys.stdout = RedactingStream(sys.stdout)

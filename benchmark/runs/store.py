@@ -33,6 +33,10 @@ RECORDS = "records.parquet"
 PARTS = "parts"
 RUN_CONFIG = "run_config.json"
 LOCK = ".run.lock"
+TIMING = "timing.json"
+STALE_OUTPUTS = (RECORDS, TIMING)  # with ARTIFACT_SUFFIXES: what a finished run writes beside its summary
+ARTIFACT_SUFFIXES = (".csv", ".png", ".pdf", ".svg")  # a metric's tables and figures (``write_artifacts``)
+FAILED = "failed"  # a summary's status when nothing could be scored; such a run is not finished
 
 try:
     import fcntl
@@ -141,12 +145,12 @@ class RunStore:
             os.close(fd)  # closing the descriptor releases the lock
 
     def finished(self, digest: str) -> dict | None:
-        """The summary if the run finished with this config, else ``None``."""
+        """The summary if the run finished with this config, else ``None`` (also for a ``failed`` one)."""
         path = self.dir / SUMMARY
         if not path.is_file():
             return None
         summary = json.loads(path.read_text())
-        return summary if summary.get("config_hash") == digest else None
+        return summary if summary.get("config_hash") == digest and summary.get("status") != FAILED else None
 
     def holds_results(self) -> bool:
         """Whether the folder holds a record part, the records or a summary (a run got that far)."""
@@ -164,10 +168,11 @@ class RunStore:
                 f"{digest}), written by an older run-folder layout; they are kept. Run with another "
                 f"experiment_name or paths.results, or move that folder where it belongs with "
                 f"`python -m benchmark.runs.migrate --results <results root>`")
-        if force and self.dir.exists():
-            for name in (PARTS, SUMMARY, RECORDS, RUN_CONFIG):
+        if (force or self.failed()) and self.dir.exists():  # a failed run scored nothing: it starts again
+            for name in (SUMMARY, PARTS, RECORDS, RUN_CONFIG):  # the summary first: the folder is unfinished
                 target = self.dir / name
                 shutil.rmtree(target) if target.is_dir() else target.unlink(missing_ok=True)
+        self.remove_stale()
         self.parts.mkdir(parents=True, exist_ok=True)
         write_json(marker, {"config_hash": digest, "config": config})
 
@@ -192,6 +197,27 @@ class RunStore:
                 parent.rmdir()  # only an empty folder
             except OSError:
                 break
+
+    def remove_stale(self) -> None:
+        """Remove what no run of this folder will read: temporary files of interrupted writes
+        (``.<name>.*.tmp``) and, while there is no summary (the mark of a finished run), the outputs a
+        finished run writes after its records (``STALE_OUTPUTS``, figures and tables), so files of
+        an older run never sit beside new parts. Called with the folder's lock held."""
+        if not self.dir.is_dir():
+            return
+        for tmp in [*self.dir.glob(".*.tmp"), *self.parts.glob(".*.tmp")]:
+            tmp.unlink(missing_ok=True)
+        if not (self.dir / SUMMARY).is_file():
+            for path in self.dir.iterdir():
+                if path.is_file() and (path.name in STALE_OUTPUTS or path.suffix in ARTIFACT_SUFFIXES):
+                    path.unlink(missing_ok=True)
+
+    def failed(self) -> bool:
+        """Whether the folder's summary says the run failed (every image failed: nothing was scored)."""
+        try:
+            return json.loads((self.dir / SUMMARY).read_text()).get("status") == FAILED
+        except (OSError, ValueError, AttributeError):
+            return False
 
     def part_files(self) -> list[Path]:
         return sorted(self.parts.glob("part-*.parquet")) if self.parts.is_dir() else []

@@ -115,7 +115,7 @@ def main_column(metric_name: str, records: pd.DataFrame) -> str | None:
 class WandbTracker:
     """One W&B run for one benchmark run; ``log_summary`` once, ``finish`` always (see ``tracked``)."""
 
-    def __init__(self, config: dict):
+    def __init__(self, config: dict, mode: str | None = None):
         import wandb
 
         self.wandb, self.config = wandb, config
@@ -125,7 +125,7 @@ class WandbTracker:
         shard = f"/shard-{ds['shard']}-of-{ds['num_shards']}" if ds.get("num_shards", 1) > 1 else ""
         directory = Path(os.environ.get("WANDB_DIR") or config["paths"]["results"])
         directory.mkdir(parents=True, exist_ok=True)
-        self.mode = resolve_mode(logger_cfg)
+        self.mode = mode or resolve_mode(logger_cfg)
         secrets = secret_values(config)
         argv = sys.argv
         sys.argv = [argv[0], *scrub_overrides(argv[1:], secrets)]  # W&B records the program's arguments
@@ -140,6 +140,14 @@ class WandbTracker:
             sys.argv = argv
 
     def log_summary(self, summary: dict) -> None:
+        """``send_summary``; a W&B failure is a warning (the run's results are already written)."""
+        try:
+            self.send_summary(summary)
+        except Exception as err:  # noqa: BLE001  (the mirror's failure is not the run's)
+            log.warning("W&B could not record the summary of %s: %s: %s", summary.get("run_dir"),
+                        type(err).__name__, err)
+
+    def send_summary(self, summary: dict) -> None:
         """Summary metrics as ``<metric>/<name>``, protocol into the config, per-class table, records, figures."""
         wandb, run = self.wandb, self.run
         metric = summary.get("metric") or self.config["metric"]["name"]
