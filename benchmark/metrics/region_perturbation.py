@@ -53,6 +53,7 @@ class RegionPerturbation(Metric):
     name = "region_perturbation"
     aggregation = ("mean_aopc_percentile_bootstrap", 1)
     direction = "higher"
+    uses_regions = False  # scores the map against the model, not against boxes: labels need no region
 
     def __init__(self, patch: int = 9, regions: int = 100, baseline: str = "uniform", fill: float = 0.0,
                  score: str = "probability", max_batch: int = 64, seed: int = 0, bootstrap: int = 10_000):

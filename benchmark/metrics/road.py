@@ -42,6 +42,7 @@ class Road(Metric):
     name = "road"
     aggregation = ("road_means_percentile_bootstrap", 1)
     direction = "higher"
+    uses_regions = False  # scores the map against the model, not against boxes: labels need no region
 
     def __init__(self, percentages: tuple | list = (10, 20, 30, 40, 50, 60, 70, 80, 90), noise: float = 0.01,
                  score: str = "probability", max_batch: int = 64, seed: int = 0, bootstrap: int = 10_000):

@@ -58,6 +58,7 @@ class ModelRandomization(Metric):
     name = "sanity_model_randomization"
     aggregation = ("mean_final_similarity", 1)
     direction = "lower"
+    uses_regions = False  # scores the map against the model, not against boxes: labels need no region
 
     def __init__(self, variants: tuple | list = VARIANTS, seed: int = 42, max_layers: int | None = None):
         self.variants = tuple(variants)

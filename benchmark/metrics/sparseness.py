@@ -34,6 +34,7 @@ class Sparseness(Metric):
     name = "sparseness"
     aggregation = ("mean_percentile_bootstrap", 1)
     direction = "higher"
+    uses_regions = False  # scores the map against the model, not against boxes: labels need no region
 
     def __init__(self, bootstrap: int = 10_000, seed: int = 0):
         self.bootstrap, self.seed = int(bootstrap), int(seed)
