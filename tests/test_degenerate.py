@@ -5,6 +5,7 @@ nowhere and is counted as degenerate; NaN or infinite logits are never ranked in
 """
 
 import io
+import json
 
 import numpy as np
 import pandas as pd
@@ -161,8 +162,13 @@ def test_a_model_with_nan_logits_stops_the_run_or_records_every_image_as_failed(
 
     with pytest.raises(NonFiniteLogits, match=r"image 'SYNTH_val_00000001' \(and 1 more in its batch\)"):
         evaluate(config(["experiment_name=raise"]))
-    summary = evaluate(config(["experiment_name=record", "on_error=record"]))
-    records = RunStore(summary["run_dir"]).load()[0]
-    assert summary["errors"]["n_images"] == 4 and summary["metrics"] == {}
+    from benchmark.evaluate import NothingScoredError
+
+    with pytest.raises(NothingScoredError, match="every one of the 4 images failed"):  # no image scored: no result
+        evaluate(config(["experiment_name=record", "on_error=record"]))
+    run_dir = next((tmp_path / "results" / "runs" / "record").glob("**/summary.json")).parent
+    summary = json.loads((run_dir / "summary.json").read_text())
+    records = RunStore(run_dir).load()[0]
+    assert summary["status"] == "failed" and summary["errors"]["n_images"] == 4 and summary["metrics"] == {}
     assert records["error"].str.startswith("NonFiniteLogits").all()
     assert "pred_1" not in records or records["pred_1"].isna().all()  # nothing ranked

@@ -16,7 +16,7 @@ from hydra.utils import instantiate
 import benchmark.run  # noqa: F401  (registers the config schema and the run_path resolver)
 from benchmark.models.base import CONF_DIR
 from benchmark.runs import merge
-from benchmark.runs.identity import NON_SEMANTIC, config_hash, run_dir_for
+from benchmark.runs.identity import NON_SEMANTIC, config_hash, run_dir_for, semantic_config
 from benchmark.runs.store import RunStore, frame_bytes, write_json
 
 REPO = Path(__file__).resolve().parents[1]
@@ -144,7 +144,7 @@ def test_merge_equals_unsharded_run(tmp_path):
     assert summary["config"]["dataset"] == unsharded["dataset"] and summary["counts"] == {"images": 5, "records": 5}
     assert summary["errors"] == {"n_images": 1, "policy": "record",
                                  "examples": [{"image_id": "e", "error": "cannot decode image"}]}
-    assert summary["config_hash"] == config_hash({k: v for k, v in unsharded.items() if k not in NON_SEMANTIC})
+    assert summary["config_hash"] == config_hash(semantic_config(unsharded))  # an unsharded run's identity
     assert RunStore(merged).finished(summary["config_hash"]) is not None  # an unsharded job now skips
     assert summary["layer"] == "features.3" and summary["git"] == {"commit": "abc", "dirty": False}
     assert summary["device"] is None  # the shards ran on different devices
