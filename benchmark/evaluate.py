@@ -23,6 +23,7 @@ import pandas as pd
 import torch
 from omegaconf import DictConfig, OmegaConf
 
+from benchmark.data.buckets import input_batches
 from benchmark.data.classes import check_classes
 from benchmark.data.manifest import ManifestError
 from benchmark.data.readers import ManifestDataset
@@ -215,9 +216,6 @@ def evaluate(config: dict | DictConfig, run_dir: Path | None = None) -> dict:
                                   shard=ds.get("shard", 0), limit=ds.get("limit"))
         _check_inputs(dataset, info, on_error, ds.get("class_map"))
         prep = Preprocess(info.input_size, tuple(info.mean), tuple(info.std), config["model"].get("preprocessing", "paper"))
-        if prep.mode == "shorter_side" and config.get("batch_size", 32) != 1:  # inputs of different sizes
-            raise ConfigError(f"config field 'batch_size' is {config.get('batch_size', 32)} with "
-                              "model.preprocessing=shorter_side; expected 1 (aspect-kept inputs differ in size)")
         with store.lock():
             store.start(config, digest, bool(config.get("force")))
             return _run(config, store, base, model, info, method, metric, dataset, prep, device)
@@ -228,8 +226,10 @@ def _run(config, store, base, model, info, method, metric, dataset, prep, device
     run_dir, mcfg, ds, on_error = store.dir, config["method"], config["dataset"], config.get("on_error", "raise")
     done_ids = store.done_ids()
     todo = [i for i, image_id in enumerate(dataset.image_ids) if image_id not in done_ids]
+    sizes = dataset.sizes_hw()  # a batch holds inputs of one shape (aspect-kept inputs differ in size)
+    batches = input_batches([sizes[i] for i in todo], prep, config.get("batch_size", 32))
     loader = torch.utils.data.DataLoader(
-        _Prepared(dataset, todo, prep, on_error), batch_size=config.get("batch_size", 32), shuffle=False,
+        _Prepared(dataset, todo, prep, on_error), batch_sampler=batches,
         num_workers=config.get("num_workers", 0), collate_fn=_collate, pin_memory=device.type == "cuda")
     start = time.perf_counter()
     buffer: list[dict] = []
@@ -277,6 +277,8 @@ def _run(config, store, base, model, info, method, metric, dataset, prep, device
         collect(0)
         store.write_part(buffer)
     frame = store.read_parts()
+    if len(frame):  # in the dataset's image order whatever the batches' order (shape batches, resumed parts)
+        frame = frame.sort_values("image_id", kind="stable").reset_index(drop=True)
     failed = frame["error"].notna() if len(frame) else pd.Series([], dtype=bool)
     scored = frame[~failed].infer_objects() if len(frame) else frame  # error rows leave object dtypes behind
     summary = {
