@@ -32,13 +32,8 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP) ## create/use .venv and install the package with its extras (idempotent)
 
-demo: install ## embedded data, shipped toy weights, every demo experiment, the tables (compared with results/golden) and figures
-	$(PY) -m data_prep.synthetic --out .cache/data/synthetic
-	$(PY) -m benchmark.training
-	$(PY) -m benchmark.demo
-	$(PY) -m benchmark.report --experiment demo
-	$(PY) -m benchmark.report.real_photos --out results/figures
-	$(PY) -m benchmark.report.golden --check
+demo: install ## embedded data, shipped toy weights, every demo experiment, the tables (compared with results/golden) and figures, in one process
+	$(PY) -m benchmark.demo --full
 
 golden: install ## record a finished demo's tables as results/golden and rewrite the demo figures of README/docs
 	$(PY) -m benchmark.report.golden --update
@@ -48,11 +43,13 @@ demo-ecosystem: install ## pytorch-grad-cam and Captum methods beside Grad-CAM o
 	$(PY) -m benchmark.training
 	$(PY) -m benchmark.demo.ecosystem
 
-test: install ## the test suite (fast tests; under 10 minutes on 2 cores)
-	$(PY) -m pytest -q
+# pytest-xdist: one worker per core; a test file stays on one worker (its module fixtures are made once)
+XDIST ?= -n auto --dist loadfile
+test: install ## the test suite (fast tests, in parallel; XDIST= runs them in one process)
+	$(PY) -m pytest -q $(XDIST)
 
 test-slow: install ## the slow tests only
-	$(PY) -m pytest -q -m slow
+	$(PY) -m pytest -q -m slow $(XDIST)
 
 BENCH_ARGS ?=
 bench: install ## fast paths vs pytorch-grad-cam and Captum; tables printed, CSVs in results/bench (~7 min on 2 cores)

@@ -22,7 +22,6 @@ from pathlib import Path
 
 from hydra import compose, initialize_config_dir
 
-from benchmark.demo import times
 from benchmark.demo.jobs import expand, sweep_jobs, unfinished  # noqa: F401  (the public API)
 from benchmark.demo.runner import configure_logging, launch_sweep, names_launcher, run_jobs
 from benchmark.models.base import CONF_DIR
@@ -47,8 +46,10 @@ def results_and_cache(overrides: list[str]) -> tuple[Path, Path]:
         return Path(paths.results), Path(paths.cache)
 
 
-def run_plan(jobs: dict, overrides: list[str], clock: times.Clock | None = None) -> int:
-    """Run every unfinished job of ``jobs`` (``plan``'s result); the first failure's exit code, else 0."""
+def run_plan(jobs: dict, overrides: list[str], clock=None) -> int:
+    """Run every unfinished job of ``jobs`` (``plan``'s result); the first failure's exit code, else 0.
+    ``clock``: a ``benchmark.demo.times.Clock`` that times each experiment."""
+    from benchmark.demo import times
     for name, sweep in jobs.items():
         left = sum(not job.finished for job in sweep)
         print(f"{name}: {left} of {len(sweep)} job(s) to run" if left else
@@ -64,6 +65,8 @@ def run_plan(jobs: dict, overrides: list[str], clock: times.Clock | None = None)
 
 
 def main(argv: list[str] | None = None) -> int:
+    from benchmark.demo import steps, times
+
     args = list(sys.argv[1:] if argv is None else argv)
     full = "--full" in args
     overrides = [a for a in args if a != "--full"]
@@ -72,13 +75,13 @@ def main(argv: list[str] | None = None) -> int:
     clock = times.Clock()
     code = 0
     if full:
-        code = times.prepare(clock, cache)
+        code = steps.prepare(clock, cache)
     if not code:
         with times.step(clock, "composing the experiments' jobs"):
             jobs = plan(EXPERIMENTS, overrides)
         code = run_plan(jobs, overrides, clock)
     if full and not code:
-        code = times.finish(clock, results)
+        code = steps.finish(clock, results)
     path = clock.write(results / "demo_times.json", full=full, failed=bool(code))
     print(f"wrote {path}" + ("" if code else f": {clock.total():.0f} s in all"), flush=True)
     return code
