@@ -15,7 +15,6 @@ import os
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 from benchmark.demo.jobs import Job
 from benchmark.evaluate import evaluate
@@ -102,7 +101,3 @@ def names_launcher(argv: list[str]) -> bool:
     """Whether the overrides choose a Hydra launcher (the jobs then run where it sends them)."""
     return any(a.split("=", 1)[0].lstrip("+~") == "hydra/launcher" for a in argv)
 
-
-def results_root(jobs: list[Job], default: str = "results") -> Path:
-    """The ``paths.results`` of the jobs (the same for every job of a demo)."""
-    return Path(jobs[0].config["paths"]["results"]) if jobs else Path(default)
