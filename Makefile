@@ -34,13 +34,8 @@ $(STAMP): pyproject.toml
 install: $(STAMP) ## create/use .venv and install the package with its extras (idempotent)
 	bash tools/install_tex.sh  # pdflatex + booktabs for the LaTeX table tests, when missing
 
-demo: install ## embedded data, shipped toy weights, every demo experiment, the tables (compared with results/golden) and figures
-	$(PY) -m data_prep.synthetic --out .cache/data/synthetic
-	$(PY) -m benchmark.training
-	$(PY) -m benchmark.demo
-	$(PY) -m benchmark.report --experiment demo
-	$(PY) -m benchmark.report.real_photos --out results/figures
-	$(PY) -m benchmark.report.golden --check
+demo: install ## embedded data, shipped toy weights, every demo experiment, the tables (compared with results/golden) and figures, in one process
+	$(PY) -m benchmark.demo --full
 
 golden: install ## record a finished demo's tables as results/golden and rewrite the demo figures of README/docs
 	$(PY) -m benchmark.report.golden --update
@@ -50,11 +45,13 @@ demo-ecosystem: install ## pytorch-grad-cam and Captum methods beside Grad-CAM o
 	$(PY) -m benchmark.training
 	$(PY) -m benchmark.demo.ecosystem
 
-test: install ## the test suite (fast tests; under 10 minutes on 2 cores)
-	$(PY) -m pytest -q
+# pytest-xdist: one worker per core; a test file stays on one worker (its module fixtures are made once)
+XDIST ?= -n auto --dist loadfile
+test: install ## the test suite (fast tests, in parallel; XDIST= runs them in one process)
+	$(PY) -m pytest -q $(XDIST)
 
 test-slow: install ## the slow tests only
-	$(PY) -m pytest -q -m slow
+	$(PY) -m pytest -q -m slow $(XDIST)
 
 test-slurm: install ## sweeps through hydra/launcher=slurm on a private one-node Slurm cluster (root; installs slurm-wlm and munge; ~5 min)
 	$(PY) -m pytest -q -rs -m slurm tests/slurm

@@ -21,7 +21,7 @@ class ModelConfig:
     weights: Optional[str] = None
     checkpoint: Optional[str] = None
     layers: Dict[str, Optional[str]] = field(default_factory=dict)
-    preprocessing: str = "paper"  # paper | center_crop | shorter_side (TorchRay, one image per batch)
+    preprocessing: str = "paper"  # paper | center_crop | shorter_side (TorchRay; batches of one input shape)
     num_classes: Optional[int] = None
     multilabel: bool = False
     cam_head: Optional[str] = None  # linear layer after global pooling (CAM-compatible models)

@@ -24,11 +24,12 @@ import torch
 from omegaconf import DictConfig
 
 from benchmark.config import validated
+from benchmark.data.buckets import input_batches
 from benchmark.data.classes import check_classes
-from benchmark.errors import ConfigError
 from benchmark.data.manifest import ManifestError
 from benchmark.data.readers import ManifestDataset
 from benchmark.data.transforms import Preprocess
+from benchmark.errors import ConfigError
 from benchmark.methods import METHODS, NotApplicable, build_method
 from benchmark.methods.base import for_samples
 from benchmark.metrics import METRICS, build_metric
@@ -254,9 +255,6 @@ def evaluate(config: dict | DictConfig, run_dir: Path | None = None, strict: boo
         _check_inputs(dataset, info, on_error, ds.get("class_map"))
         _check_selection(dataset, ds, metric)
         prep = Preprocess(info.input_size, tuple(info.mean), tuple(info.std), config["model"].get("preprocessing", "paper"))
-        if prep.mode == "shorter_side" and config.get("batch_size", 32) != 1:  # inputs of different sizes
-            raise ConfigError(f"config field 'batch_size' is {config.get('batch_size', 32)} with "
-                              "model.preprocessing=shorter_side; expected 1 (aspect-kept inputs differ in size)")
         with store.lock():
             store.start(config, digest, bool(config.get("force")))
             try:
@@ -278,8 +276,10 @@ def _run(config, store, base, model, info, method, metric, dataset, prep, device
     reused = len(dataset) - len(todo)
     if reused:
         log.info("resuming: %d of %d images reused from record parts", reused, len(dataset))
+    sizes = dataset.sizes_hw()  # a batch holds inputs of one shape (aspect-kept inputs differ in size)
+    batches = input_batches([sizes[i] for i in todo], prep, config.get("batch_size", 32))
     loader = torch.utils.data.DataLoader(
-        _Prepared(dataset, todo, prep, on_error), batch_size=config.get("batch_size", 32), shuffle=False,
+        _Prepared(dataset, todo, prep, on_error), batch_sampler=batches,
         num_workers=config.get("num_workers", 0), collate_fn=_collate, pin_memory=device.type == "cuda")
     start = time.perf_counter()
     parts = PartWriter(store, config.get("part_size", 512), config.get("part_seconds", 60.0))
@@ -333,6 +333,8 @@ def _run(config, store, base, model, info, method, metric, dataset, prep, device
         collect(0)
         parts.flush()
     frame = store.read_parts()
+    if len(frame):  # in the dataset's image order whatever the batches' order (shape batches, resumed parts)
+        frame = frame.sort_values("image_id", kind="stable").reset_index(drop=True)
     failed = frame["error"].notna() if len(frame) else pd.Series([], dtype=bool)
     scored = frame[~failed].infer_objects() if len(frame) else frame  # error rows leave object dtypes behind
     summary = {

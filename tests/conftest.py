@@ -1,4 +1,11 @@
-"""Shared fixtures. ``benchmark`` is imported first so torchvision imports on a CPU-only torch."""
+"""Shared fixtures. ``benchmark`` is imported first so torchvision imports on a CPU-only torch.
+
+``make test`` runs the suite under pytest-xdist (``-n auto --dist loadfile``): each worker is its own
+process with its own ``tmp_path_factory`` base folder, and every test file runs on one worker. So a
+session fixture (``tiny_synthetic``) is made once per worker, in that worker's folders; a test writes
+only under ``tmp_path`` (or a fixture's folder), never into the repository or another fixed path,
+and changes the environment only through ``monkeypatch``.
+"""
 
 import os
 
@@ -14,7 +21,8 @@ torch.set_num_threads(1)
 
 @pytest.fixture(scope="session")
 def tiny_synthetic(tmp_path_factory):
-    """A tiny synthetic dataset and quickly trained toy models in their own cache folder."""
+    """A tiny synthetic dataset and quickly trained toy models in their own cache folder (one per
+    xdist worker, about 3 s), made ``$BENCHMARK_CACHE`` for the rest of the worker's session."""
     cache = tmp_path_factory.mktemp("cache")
     old = os.environ.get("BENCHMARK_CACHE")
     os.environ["BENCHMARK_CACHE"] = str(cache)

@@ -16,8 +16,7 @@ adds overrides derived from the composed config, never edits an experiment file:
   load a checkpoint get a compact random-weight checkpoint of their architecture and class count
   (``model.checkpoint=`` in process, the preset's ``$..._CHECKPOINT`` variable on the CLI); real
   models run at ``model.input_size=64`` and the occlusion metric at ``metric.options.stride=56``
-  (the paper's stride 1 at 224 is 50,176 forwards per image); ``batch_size=2`` (1 for aspect-kept
-  inputs, ``model.preprocessing=shorter_side``, which the run requires).
+  (the paper's stride 1 at 224 is 50,176 forwards per image); ``batch_size=2``.
 
 The COCO 2014 variant that ``conf/experiment/pointing.yaml`` documents on the command line runs too.
 
@@ -136,8 +135,7 @@ def debug_setup(job: list[str], results: Path, request, debug_data: DebugData, c
     """``(overrides, environment)`` that run ``job`` in debug mode; the fixtures it needs are made here."""
     cfg = OmegaConf.to_container(_compose(job), resolve=False)  # names only: paths resolve once set
     ds, model, metric = cfg["dataset"], cfg["model"], cfg["metric"]
-    batch = 1 if model.get("preprocessing") == "shorter_side" else BATCH  # aspect-kept inputs: one per batch
-    overrides = [f"paths.results={results}", f"batch_size={batch}", "progress=false", "num_workers=0"]
+    overrides = [f"paths.results={results}", f"batch_size={BATCH}", "progress=false", "num_workers=0"]
     env: dict[str, str] = {}
     real_model = (model.get("arch") or model["name"]) not in TOY_ARCHS
     if ds.get("generate") or not real_model:

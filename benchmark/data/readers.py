@@ -121,6 +121,10 @@ class ManifestDataset(Dataset):
     def __len__(self) -> int:
         return len(self._rows)
 
+    def sizes_hw(self) -> list[tuple[int, int]]:
+        """Original ``(height, width)`` of each image, in iteration order, from the manifest (nothing decoded)."""
+        return [(int(row["height"]), int(row["width"])) for row in self._rows]
+
     @property
     def manifest_file(self) -> Path:
         return self.directory / "manifest.parquet"

@@ -5,7 +5,8 @@
 * ``center_crop``: resize the shorter side to ``256/224 * S``, center-crop ``S x S``.
 * ``shorter_side`` (TorchRay's pointing benchmark): resize the shorter side to ``S`` keeping the
   aspect ratio (the longer side ``round(long * S / short)``), no crop; the input is not square, so
-  it needs a model that accepts any size (global or adaptive pooling) and one image per batch.
+  it needs a model that accepts any size (global or adaptive pooling); a batch holds only inputs of
+  one shape (``benchmark.data.buckets``).
 
 Maps are evaluated at the original resolution: ``to_original`` resizes a ``[K, S, S]`` map
 bilinearly (``align_corners=False`` by default; ``True`` is the convention of Torch7's
@@ -87,6 +88,10 @@ class Preprocess:
             return (self.size, round(w * self.size / h)) if h <= w else (round(h * self.size / w), self.size)
         short = round(self.size * 256 / 224)
         return (short, max(short, round(w * short / h))) if h <= w else (max(short, round(h * short / w)), short)
+
+    def input_hw(self, h: int, w: int) -> tuple[int, int]:
+        """The model input's ``(H, W)`` for an ``h x w`` image: ``(S, S)`` except under ``shorter_side``."""
+        return self._resized_hw(h, w) if self.mode == "shorter_side" else (self.size, self.size)
 
     def crop_offset(self, h: int, w: int) -> tuple[int, int]:
         rh, rw = self._resized_hw(h, w)

@@ -1,69 +1,87 @@
-"""``python -m benchmark.demo``: the demo's experiments, each swept only when some job is unfinished.
+"""``python -m benchmark.demo``: the demo's experiments in one process, each job run only when unfinished.
 
-``make demo`` runs it once the embedded data and the toy models exist. For every experiment it
-composes each job of the sweep (the composition ``python -m benchmark -m experiment=NAME`` makes)
-and asks the run store whether that job finished with the same configuration hash. An experiment
-whose jobs all finished is reported and not launched again (a repeated ``make demo`` costs one
-process instead of one per experiment); otherwise the whole sweep is launched, and the sweep itself
-skips the jobs that finished. Extra arguments are Hydra overrides passed to every experiment.
+``make demo`` runs ``python -m benchmark.demo --full``. For every experiment the sweep is composed
+once and its jobs' configs are assembled from it (``benchmark.demo.jobs``); the run store says which
+jobs finished with their current configuration (``benchmark.runs.identity.job_state``), and only the
+others run, here, one after another (``benchmark.demo.runner``): no process start and no Hydra
+composition per experiment or per job. The plan (jobs left per experiment) is printed first, then
+each job with its metrics. Extra arguments are Hydra overrides passed to every experiment; with a
+launcher among them (``hydra/launcher=slurm``) each experiment with unfinished jobs is launched as
+Hydra's multirun instead, which sends its jobs to that launcher.
+
+``--full`` adds the steps around the experiments, in this process too: the embedded data
+(``data_prep.synthetic``), the shipped-weight check (``benchmark.training``), then the tables
+(``benchmark.report``), the real-photo figure and the comparison with the golden tables. Each step's
+wall and CPU time goes to ``<paths.results>/demo_times.json`` (``benchmark.demo.times``).
 """
 
 from __future__ import annotations
 
-import subprocess
 import sys
+from pathlib import Path
 
 from hydra import compose, initialize_config_dir
-from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
-from hydra.core.override_parser.overrides_parser import OverridesParser
-from omegaconf import OmegaConf
 
-import benchmark.run  # noqa: F401  (registers the config schemas and the run_path resolver)
+from benchmark.demo.jobs import expand, sweep_jobs, unfinished  # noqa: F401  (the public API)
+from benchmark.demo.runner import configure_logging, launch_sweep, names_launcher, run_jobs
 from benchmark.models.base import CONF_DIR
-from benchmark.runs.identity import job_state
+from benchmark.runs.identity import register_hydra
 
 EXPERIMENTS = ("demo", "demo_grabcut", "demo_ablations", "demo_ablations_minmax", "demo_cam_protocol", "demo_layers",
                "demo_pointing", "demo_pointing_torchray", "demo_pointing_modified", "demo_occlusion", "demo_faithfulness", "demo_sanity")
 
 
-def sweep_jobs(experiment: str, overrides: list[str]) -> list[list[str]]:
-    """Every job's override list, as Hydra's basic sweeper expands them: the experiment's
-    ``hydra.sweeper.params`` first, so a value given in ``overrides`` for the same key wins."""
-    cfg = compose("config", overrides=[f"experiment={experiment}", *overrides], return_hydra_config=True)
-    params = OmegaConf.to_container(cfg.hydra.sweeper.params or {}, resolve=False)
-    arguments = [f"{k}={v}" for k, v in params.items()] + [f"experiment={experiment}", *overrides]
-    (jobs,) = BasicSweeper.split_arguments(OverridesParser.create().parse_overrides(arguments), None)
-    return [list(job) for job in jobs]
-
-
-def unfinished(experiment: str, overrides: list[str]) -> list[str]:
-    """Run folders of the experiment's jobs that did not finish with their current configuration."""
-    todo = []
-    for job in sweep_jobs(experiment, overrides):
-        config = OmegaConf.to_container(compose("config", overrides=job), resolve=True)
-        run_dir, _, done = job_state(config)
-        if done is None:
-            todo.append(str(run_dir))
-    return todo
-
-
-def main(argv: list[str] | None = None) -> int:
-    overrides = list(sys.argv[1:] if argv is None else argv)
+def plan(experiments, overrides: list[str]) -> dict:
+    """``{experiment: its jobs (benchmark.demo.jobs.Job)}``, composed once per experiment."""
+    register_hydra()
     with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
-        plans = {name: unfinished(name, overrides) for name in EXPERIMENTS}
-    return run_plans(plans, overrides)
+        return {name: expand(name, overrides) for name in experiments}
 
 
-def run_plans(plans: dict[str, list[str]], overrides: list[str]) -> int:
-    """Launch each experiment that has unfinished jobs (``{experiment: unfinished run folders}``); the
-    first failing sweep's exit code, else 0."""
-    for name, todo in plans.items():
-        if not todo:
-            print(f"{name}: every job finished with this configuration (force=true to redo)")
+def results_and_cache(overrides: list[str]) -> tuple[Path, Path]:
+    """``paths.results`` and ``paths.cache`` as the overrides set them."""
+    register_hydra()
+    with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
+        paths = compose("config", overrides=[o for o in overrides if o.lstrip("+").startswith("paths.")]).paths
+        return Path(paths.results), Path(paths.cache)
+
+
+def run_plan(jobs: dict, overrides: list[str], clock=None) -> int:
+    """Run every unfinished job of ``jobs`` (``plan``'s result); the first failure's exit code, else 0.
+    ``clock``: a ``benchmark.demo.times.Clock`` that times each experiment."""
+    from benchmark.demo import times
+    for name, sweep in jobs.items():
+        left = sum(not job.finished for job in sweep)
+        print(f"{name}: {left} of {len(sweep)} job(s) to run" if left else
+              f"{name}: every job finished with this configuration (force=true to redo)", flush=True)
+    for name, sweep in jobs.items():
+        if all(job.finished for job in sweep):
             continue
-        print(f"{name}: {len(todo)} job(s) to run")
-        code = subprocess.call([sys.executable, "-m", "benchmark", "-m", f"experiment={name}", *overrides])
+        with times.step(clock, name, jobs=len(sweep), ran=sum(not job.finished for job in sweep)):
+            code = launch_sweep(name, overrides) if names_launcher(overrides) else run_jobs(name, sweep, overrides)
         if code:
             return code
     return 0
 
+
+def main(argv: list[str] | None = None) -> int:
+    from benchmark.demo import steps, times
+
+    args = list(sys.argv[1:] if argv is None else argv)
+    full = "--full" in args
+    overrides = [a for a in args if a != "--full"]
+    configure_logging()
+    results, cache = results_and_cache(overrides)
+    clock = times.Clock()
+    code = 0
+    if full:
+        code = steps.prepare(clock, cache)
+    if not code:
+        with times.step(clock, "composing the experiments' jobs"):
+            jobs = plan(EXPERIMENTS, overrides)
+        code = run_plan(jobs, overrides, clock)
+    if full and not code:
+        code = steps.finish(clock, results)
+    path = clock.write(results / "demo_times.json", full=full, failed=bool(code))
+    print(f"wrote {path}" + ("" if code else f": {clock.total():.0f} s in all"), flush=True)
+    return code

@@ -1,7 +1,7 @@
 """``python -m benchmark.demo.ecosystem``: pytorch-grad-cam and Captum methods beside Grad-CAM on the demo data.
 
 ``make demo-ecosystem`` runs it. It prepares the five real photos (``data_prep.real_photos``), runs
-the four ecosystem experiments where some job is unfinished (as ``benchmark.demo`` does):
+the unfinished jobs of the four ecosystem experiments in this process (as ``benchmark.demo`` does):
 
 * ``demo_ecosystem``: localization (Table 1 protocol) on the synthetic val split, toy_vgg and toy_gap;
 * ``demo_ecosystem_pointing``: the pointing game on the synthetic multi-object test split, toy_gap_multi;
@@ -22,10 +22,8 @@ import sys
 from pathlib import Path
 
 import pandas as pd
-from hydra import compose, initialize_config_dir
-
-from benchmark.demo import run_plans, unfinished
-from benchmark.models.base import CONF_DIR
+from benchmark.demo import plan, results_and_cache, run_plan
+from benchmark.demo.runner import configure_logging
 from benchmark.report.tables import collect as collect_runs, write_table
 
 # the photos first: the table's Score-CAM and Ablation-CAM columns come from them
@@ -87,14 +85,14 @@ def main(argv: list[str] | None = None) -> int:
     overrides = list(sys.argv[1:] if argv is None else argv)
     table_only = "--table-only" in overrides  # rebuild the table from the runs that exist, run nothing
     overrides = [o for o in overrides if o != "--table-only"]
-    with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
-        results = Path(compose("config", overrides=overrides).paths.results)
-        plans = {} if table_only else {name: unfinished(name, overrides) for name in EXPERIMENTS}
-    if not table_only and subprocess.call([sys.executable, "-m", "data_prep.real_photos"]):
-        return 1
-    code = run_plans(plans, overrides)
-    if code:
-        return code
+    configure_logging()
+    results, _ = results_and_cache(overrides)
+    if not table_only:
+        if subprocess.call([sys.executable, "-m", "data_prep.real_photos"]):
+            return 1
+        code = run_plan(plan(EXPERIMENTS, overrides), overrides)
+        if code:
+            return code
     for path in write(table(collect(results)), results / "tables"):
         print(f"wrote {path}")
     return 0
