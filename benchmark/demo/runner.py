@@ -54,14 +54,14 @@ def run_job(config: dict, argv: list[str]) -> dict:
     redact.remember(secrets)
     config = redact.public_config(config, secrets)
     use_cache_dir(config)
-    with tracked(config) as tracker:
-        try:
+    try:  # tracking is entered inside: a failure there too leaves no empty run folder
+        with tracked(config) as tracker:
             summary = evaluate(config)
-        except Exception:
-            log.exception("run failed: %s", config["experiment_name"])
-            discard_failed(run_dir_for(config), config)
-            raise
-        tracker.log_summary(summary)
+            tracker.log_summary(summary)
+    except Exception:
+        log.exception("run failed: %s", config["experiment_name"])
+        discard_failed(run_dir_for(config), config)
+        raise
     return summary
 
 
