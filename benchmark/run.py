@@ -131,10 +131,14 @@ def cli(argv: list[str] | None = None) -> int:
         return errors.EXIT_USER_ERROR
     if signal.getsignal(signal.SIGTERM) in (signal.SIG_DFL, None):
         signal.signal(signal.SIGTERM, _raise_interrupt)  # a scheduler's SIGTERM stops like Ctrl-C
+    held = _HeldJobError(sys.stderr)
+    sys.stderr = held  # Hydra's "Error executing job with overrides" line waits for the verdict below
     try:
         main()
     except KeyboardInterrupt as err:
+        sys.stderr = held.stream
         if full:
+            held.release()
             raise
         text = str(err) if err.__class__.__name__ == "Interrupted" else "interrupted; rerun the same command to resume"
         print(text, file=sys.stderr)
@@ -142,12 +146,42 @@ def cli(argv: list[str] | None = None) -> int:
     except Exception as err:  # noqa: BLE001  (a user error becomes one block; anything else keeps its traceback)
         from benchmark.config import schema_keys
 
+        sys.stderr = held.stream
         found = errors.user_error(err, schema_keys())
         if found is None or full:
+            held.release()
             raise
         print(errors.format_error(found), file=sys.stderr)
         return errors.EXIT_USER_ERROR
+    finally:
+        sys.stderr = held.stream
+    held.release()
     return 0
+
+
+class _HeldJobError:
+    """``sys.stderr`` that holds back Hydra's "Error executing job with overrides: [...]" line (written just
+    before a failed job's exception is re-raised) until ``cli`` knows whether the error is a user error,
+    shown as one block without it, or a defect, shown with it and its traceback."""
+
+    PREFIX = "Error executing job with overrides"
+
+    def __init__(self, stream):
+        self.stream, self.held = stream, []
+
+    def write(self, text: str) -> int:
+        if text.startswith(self.PREFIX):
+            self.held.append(text)
+            return len(text)
+        return self.stream.write(text)
+
+    def release(self) -> None:
+        for text in self.held:
+            self.stream.write(text)
+        self.held = []
+
+    def __getattr__(self, name):
+        return getattr(self.stream, name)
 
 
 def sweep_refusal(argv: list[str]) -> Exception | None:

@@ -27,6 +27,7 @@ def _one_block(out):
     text = out.stdout + out.stderr
     assert out.returncode == errors.EXIT_USER_ERROR, text[-3000:]
     assert "Traceback" not in text and "An error occurred during Hydra's exception formatting" not in text, text
+    assert "Error executing job with overrides" not in text, text  # Hydra's line is held back for a user error
     assert len([line for line in out.stderr.splitlines() if line.strip()]) <= 3, out.stderr
     return text
 
