@@ -9,7 +9,7 @@ requeued on pre-emption and time-out), and changes two things:
   with ``hydra.launcher.gpus_per_node=N`` is used as it is.
 - It waits for every job, also after one failed, so a failing job fails alone. It then logs one
   line per job that failed: its number, overrides, Slurm job id, the error's first line and the
-  task's log (``*_log.out``: the run's log with the traceback; ``*_log.err`` beside it). Hydra then exits with status 1 on the first failure.
+  task's log (``*_log.out``: the run's log with the traceback; ``*_log.err`` beside it). Hydra then re-raises the first failure (exit status 2 for a user error, 1 otherwise).
 - A job that ended without a result (killed before submitit could catch a signal, cancelled, out
   of memory) counts as failed once ``squeue`` shows it ended. Submitit alone learns this only from
   ``sacct``; on a cluster without an accounting database it would wait for that job forever.
