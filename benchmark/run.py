@@ -102,13 +102,21 @@ def main(cfg: DictConfig) -> None:
         log.info("not applicable: %s", summary.get("reason"))
 
 
+_CLI_PRINTS_USER_ERRORS = False  # set by ``cli``: a job launched by submitit (Slurm) has no ``cli`` around it
+
+
 def _log_failure(err: BaseException, config: dict) -> None:
     """A defect's traceback reaches run.log (and the console); a user error or an interrupt is one block,
-    printed once by ``cli``, with the traceback only under ``verbose=true``."""
+    printed once by ``cli``, with the traceback only under ``verbose=true``. In a job that ``cli`` does not
+    wrap (a Slurm task), a user error is logged as that block, so the task's log says why it failed."""
     if isinstance(err, KeyboardInterrupt):
         return
-    if errors.user_error(err) is not None and not config.get("verbose"):
-        log.debug("run failed: %s", config["experiment_name"], exc_info=True)
+    found = errors.user_error(err)
+    if found is not None and not config.get("verbose"):
+        if _CLI_PRINTS_USER_ERRORS:
+            log.debug("run failed: %s", config["experiment_name"], exc_info=True)
+        else:
+            log.error("run failed: %s\n%s", config["experiment_name"], errors.format_error(found))
     else:
         log.exception("run failed: %s", config["experiment_name"])  # the traceback reaches run.log too
 
@@ -122,7 +130,9 @@ def cli(argv: list[str] | None = None) -> int:
     one line (exit status 130); ``HYDRA_FULL_ERROR=1`` or ``verbose=true`` shows tracebacks instead."""
     import signal
 
+    global _CLI_PRINTS_USER_ERRORS
     argv = sys.argv[1:] if argv is None else argv
+    _CLI_PRINTS_USER_ERRORS = True
     full = os.environ.get("HYDRA_FULL_ERROR") == "1" or errors.verbose(argv)
     os.environ["HYDRA_FULL_ERROR"] = "1"  # Hydra re-raises; what is shown is decided here
     refusal = sweep_refusal(argv)

@@ -210,7 +210,8 @@ def test_failing_job_fails_alone_and_is_named(background):
     assert "features.99" in match[2]
     job_log = Path(match[3])
     assert job_log == results / f"runs/failing/.submitit/{match[1]}/{match[1]}_0_log.out"
-    assert "Traceback" in job_log.read_text() and "features.99" in job_log.read_text()  # where the report says
+    text = job_log.read_text()  # where the report says: the one-block error of a user error, no traceback
+    assert "run failed" in text and "error (ConfigError)" in text and "features.99" in text, text[-3000:]
 
 
 def test_wandb_offline_writes_one_run_per_job(background):
