@@ -46,6 +46,24 @@ def mean_with_interval(values: np.ndarray, key: str, resamples: int, seed: int) 
             "n": int(finite.size), "n_nan": int(values.size - finite.size)}
 
 
+def curve_rows(samples, classes: torch.Tensor, maps: torch.Tensor, curves: np.ndarray, key: str, score) -> list[dict]:
+    """One record per image: ``image_id, class_id, <key>, curve, forwards, degenerate``; ``score(curve)`` gives
+    ``<key>``, NaN for a degenerate map (it orders no pixel)."""
+    rows = []
+    for sample, cls, saliency, curve in zip(samples, classes.tolist(), maps.cpu().numpy(), curves):
+        bad = is_degenerate(saliency)
+        rows.append({"image_id": sample.image_id, "class_id": int(cls), key: float("nan") if bad else score(curve),
+                     "curve": curve.astype(float).tolist(), "forwards": int(curve.size), "degenerate": bad})
+    return rows
+
+
+def curve_summary(metric, records: pd.DataFrame, key: str) -> dict:
+    """The mean of ``<key>`` with its bootstrap interval, the direction, and the image and forward counts."""
+    out = mean_with_interval(records[key].to_numpy(np.float64), f"mean_{key}", metric.bootstrap, metric.seed)
+    return {**out, "direction": metric.direction, "n_images": int(len(records)),
+            "n_degenerate": int(records["degenerate"].sum()), "forwards_per_image": float(records["forwards"].mean())}
+
+
 class _CausalMetric(Metric):
     """RISE's causal metric; subclasses choose the substrate and the direction of the change."""
 
@@ -83,19 +101,10 @@ class _CausalMetric(Metric):
         """One record per image: ``image_id, class_id, auc, curve, forwards, degenerate``."""
         classes, maps = explained_maps(samples, images, method)
         curves = self.curves(images, maps, classes, method.model).cpu().numpy()
-        rows = []
-        for sample, cls, saliency, curve in zip(samples, classes.tolist(), maps.cpu().numpy(), curves):
-            bad = is_degenerate(saliency)
-            rows.append({"image_id": sample.image_id, "class_id": int(cls),
-                         "auc": float("nan") if bad else normalized_auc(curve), "curve": curve.astype(float).tolist(),
-                         "forwards": int(curve.size), "degenerate": bad})
-        return rows
+        return curve_rows(samples, classes, maps, curves, "auc", normalized_auc)
 
     def aggregate(self, records: pd.DataFrame) -> dict:
-        out = mean_with_interval(records["auc"].to_numpy(np.float64), "mean_auc", self.bootstrap, self.seed)
-        return {**out, "direction": self.direction, "n_images": int(len(records)),
-                "n_degenerate": int(records["degenerate"].sum()),
-                "forwards_per_image": float(records["forwards"].mean())}
+        return curve_summary(self, records, "auc")
 
 
 class Deletion(_CausalMetric):

@@ -23,8 +23,7 @@ import torch
 from benchmark.metrics._perturbation import (SCORES, check_choice, descending_ranks, image_generator,
                                              perturbation_curves)
 from benchmark.metrics.base import METRICS, Metric
-from benchmark.metrics.deletion import explained_maps, mean_with_interval
-from benchmark.types import is_degenerate
+from benchmark.metrics.deletion import curve_rows, curve_summary, explained_maps
 
 BASELINES = ("uniform", "constant")
 
@@ -96,19 +95,10 @@ class RegionPerturbation(Metric):
         """One record per image: ``image_id, class_id, aopc, curve, forwards, degenerate``."""
         classes, maps = explained_maps(samples, images, method)
         curves = self.curves(samples, images, maps, classes, method.model, prep.mean, prep.std).cpu().numpy()
-        rows = []
-        for sample, cls, saliency, curve in zip(samples, classes.tolist(), maps.cpu().numpy(), curves):
-            bad = is_degenerate(saliency)
-            rows.append({"image_id": sample.image_id, "class_id": int(cls),
-                         "aopc": float("nan") if bad else float(curve.astype(np.float64).mean()),
-                         "curve": curve.astype(float).tolist(), "forwards": int(curve.size), "degenerate": bad})
-        return rows
+        return curve_rows(samples, classes, maps, curves, "aopc", lambda curve: float(curve.astype(np.float64).mean()))
 
     def aggregate(self, records: pd.DataFrame) -> dict:
-        out = mean_with_interval(records["aopc"].to_numpy(np.float64), "mean_aopc", self.bootstrap, self.seed)
-        return {**out, "direction": self.direction, "n_images": int(len(records)),
-                "n_degenerate": int(records["degenerate"].sum()),
-                "forwards_per_image": float(records["forwards"].mean())}
+        return curve_summary(self, records, "aopc")
 
 
 METRICS.register("region_perturbation", RegionPerturbation)
