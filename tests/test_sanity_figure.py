@@ -23,7 +23,7 @@ def test_figure_and_table_hold_the_per_layer_means(tmp_path):
                           {"experiment": "demo", "model": "toy", "method": "x", "metric": "localization",
                            "status": "finished", "path": str(tmp_path)}])
     written = sanity_figures(frame, tmp_path / "tables")
-    assert [p.name for p in written] == ["demo_sanity_toy_randomization.png", "demo_sanity_toy_randomization.md"]
+    assert sorted(p.name for p in written) == [f"demo_sanity_toy_randomization.{ext}" for ext in ("csv", "md", "png", "tex")]
     assert all(p.stat().st_size > 0 for p in written)
     table = pd.read_csv(tmp_path / "tables" / "demo_sanity_toy_randomization.csv")
     gradient = table[table["method"] == "gradient"].set_index("layer")
@@ -31,3 +31,11 @@ def test_figure_and_table_hold_the_per_layer_means(tmp_path):
     assert list(gradient["step"]) == [1, 2]
     assert sanity_figures(frame.iloc[2:], tmp_path / "none") == []
     assert sanity_figures(frame, tmp_path / "other", experiment="sanity_checks") == []
+
+
+def test_a_model_name_that_is_a_path_writes_nothing(tmp_path, capsys):
+    run = _run(tmp_path, "gradient", [(1.0, 0.2)])
+    frame = pd.DataFrame([{**run, "model": "../../escape"}])
+    assert sanity_figures(frame, tmp_path / "out" / "tables") == []
+    assert not list(tmp_path.rglob("*escape*")) and not (tmp_path / "out").exists()
+    assert "skipped: the randomization figure" in capsys.readouterr().err

@@ -9,11 +9,13 @@ model, ``<experiment>_<model>_randomization.png`` and the same numbers as a tabl
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import pandas as pd
 
 from benchmark.metrics.sanity import MEASURES, layer_curves
+from benchmark.names import name_problem
 from benchmark.report.tables import write_table
 
 METRIC = "sanity_model_randomization"
@@ -49,10 +51,13 @@ def sanity_figures(frame: pd.DataFrame, out: Path, experiment: str | None = None
         if not len(table):
             continue
         name = f"{experiment}_{model}_randomization"
+        if name_problem(name):  # a model name from a summary is data: never a path; the other tables are built
+            print(f"skipped: the randomization figure of {experiment!r}, model {model!r}: {name_problem(name)}",
+                  file=sys.stderr)
+            continue
+        written += write_table(table, Path(out), name, f"{experiment}, {model}: similarity to the trained model's "
+                               f"map after {variant} randomization (step k: k layers from the top randomized)")
         written.append(_plot(table, Path(out) / f"{name}.png", f"{experiment}, {model}: {variant} randomization"))
-        write_table(table, Path(out), name, f"{experiment}, {model}: similarity to the trained model's map "
-                    f"after {variant} randomization (step k: k layers from the top randomized)")
-        written.append(Path(out) / f"{name}.md")
     return written
 
 
