@@ -4,6 +4,9 @@ import csv
 import json
 import math
 import os
+import subprocess
+import sys
+import time
 
 import pytest
 
@@ -13,8 +16,8 @@ from benchmark.perf.sections import Section
 
 def test_policy_load_state_ratio_stats_and_bounds():
     assert policy.load_limit(2) == pytest.approx(1.5)
-    assert policy.load_state(1.2, 1.5, 1.5) == "quiet"
-    assert policy.load_state(0.4, 1.51, 1.5) == "loaded" and policy.load_state(2.0, 0.1, 1.5) == "loaded"
+    assert policy.load_state(1.2, 1.5, 0.1, 0.2) == "quiet" and policy.load_state(1.2, 1.5, None, 0.2) == "quiet"
+    assert policy.load_state(0.4, 1.5, 0.21, 0.2) == "loaded" and policy.load_state(2.0, 1.5, 0.0, 0.2) == "loaded"
     assert policy.ratio_stats("r", [3.0, 1.0, 2.0, math.nan]) == {"r": 2.0, "r_min": 1.0, "r_max": 3.0}
     assert math.isnan(policy.ratio_stats("r", [])["r"])
     assert policy.verify_bounds(2.0, 3.0, 0.25) == (pytest.approx(1.6), pytest.approx(3.75))
@@ -65,7 +68,7 @@ def test_verify_exit_status_follows_the_recorded_range(tmp_path, monkeypatch, ca
     assert [r["inside"] for r in rows] == [str(status == 0)]
     meta = json.loads((out / "run.json").read_text())
     assert meta["verify"] is True and meta["load_state"] == "quiet" and meta["rounds"] == list(policy.VERIFY_ROUNDS)
-    assert len(meta["load_avg_between"]) == 1  # read after each section
+    assert len(meta["load_avg_between"]) == 1 and len(meta["other_cores_between"]) == 1  # read after each section
     assert ("every ratio inside" if status == 0 else "1 of 1 ratios outside") in capsys.readouterr().out
 
 
@@ -75,14 +78,45 @@ def test_verify_without_a_recording_says_so(tmp_path, monkeypatch, capsys):
     assert "no recorded section to verify" in capsys.readouterr().out
 
 
-def test_a_load_peak_between_sections_marks_the_run_loaded(tmp_path, monkeypatch):
+def _cpu_readings(monkeypatch, readings):
+    """``CpuMeter`` readings (wall s, machine busy CPU s, own CPU s) in turn."""
+    readings = iter(readings)
+    monkeypatch.setattr(policy.CpuMeter, "reading", staticmethod(lambda: next(readings)))
+
+
+def test_other_processes_busy_during_a_section_mark_the_run_loaded(tmp_path, monkeypatch):
     monkeypatch.setitem(sections.SECTIONS, "fake", _fake_section(1.0, bench.FULL["recorded_rounds"]))
-    readings = iter([(0.5, 0, 0), (9.0, 0, 0), (0.5, 0, 0)])  # start, after the section, end
+    # 10 s of section: the machine was busy 19 CPU s, this process 14 of them: others used 0.5 cores
+    _cpu_readings(monkeypatch, [(0.0, 100.0, 1.0), (10.0, 119.0, 15.0)])
+    out = tmp_path / "run"
+    assert bench.main(["--sections", "fake", "--out", str(out), "--max-load", "1000"]) == 0
+    meta = json.loads((out / "run.json").read_text())
+    assert meta["other_cores_between"] == [0.5] and meta["load_state"] == "loaded"
+
+
+def test_the_bench_own_threads_do_not_make_a_run_loaded(tmp_path, monkeypatch):
+    """The load average after a section counts the bench's own threads; only the others' CPU use decides."""
+    monkeypatch.setitem(sections.SECTIONS, "fake", _fake_section(1.0, bench.FULL["recorded_rounds"]))
+    _cpu_readings(monkeypatch, [(0.0, 100.0, 1.0), (10.0, 120.0, 20.5)])  # others: 0.05 cores
+    readings = iter([(0.5, 0, 0), (2.0, 0, 0), (2.1, 0, 0)])  # start, after the section, end: 2 busy threads
     monkeypatch.setattr(bench.os, "getloadavg", lambda: next(readings))
     out = tmp_path / "run"
     assert bench.main(["--sections", "fake", "--out", str(out), "--max-load", "1.5"]) == 0
     meta = json.loads((out / "run.json").read_text())
-    assert meta["load_avg_between"] == [9.0] and meta["load_state"] == "loaded"
+    assert meta["load_avg_between"] == [2.0] and meta["other_cores_between"] == [0.05]
+    assert meta["load_state"] == "quiet"
+
+
+def test_cpu_meter_measures_another_busy_process():
+    """A busy child process (not reaped before the reading) counts as another process's CPU use."""
+    meter = policy.CpuMeter()
+    if meter.last is None:
+        pytest.skip("/proc/stat is not readable here")
+    child = subprocess.Popen([sys.executable, "-c", "import time\nt = time.time()\nwhile time.time() - t < 1.5: pass"])
+    time.sleep(1.0)
+    others = meter.other_cores()
+    child.wait()
+    assert others is not None and others > 0.3
 
 
 def test_quiet_only_refuses_a_loaded_machine_before_running(tmp_path, capsys):

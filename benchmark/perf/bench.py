@@ -14,8 +14,8 @@ and the recorded sections (``perf/sections.py``): the occlusion engines, the pyt
 adapters against their libraries called directly, and the host pipeline at ILSVRC-like sizes; and
 wall-time estimates of the paper's tables derived from these numbers. Writes CSV files under
 ``--out`` and prints every table. ``--quick`` runs the same code on tiny inputs (a smoke test).
-``run.json`` records the machine (CPU, cores, load average at start and end, quiet or loaded under
-``--max-load``: ``perf/policy.py``), the versions, the date and the commit; the recorded sections of
+``run.json`` records the machine (CPU, cores, load average at start and end, the other processes'
+CPU use during each section, quiet or loaded: ``perf/policy.py``), the versions, the date and the commit; the recorded sections of
 a run go to the docs with ``python -m benchmark.perf.recorded`` (``make bench-record``), and
 ``--verify`` (``perf/verify.py``, ``make bench-verify``) checks them against a fresh run.
 """
@@ -116,11 +116,12 @@ def _memory_section(cfg: dict, device) -> tuple[list[dict], list[dict]]:
 def run(cfg: dict, device: torch.device, out: Path, budget_s: float, gpus: int) -> dict:
     """Run every section; write CSVs under ``out``; return the tables as lists of rows."""
     rows, checks, notes, eco_rows, engine_rows, metric_rows = [], [], [], [], [], []
-    loads = []  # the one-minute load average after each model's sections
+    loads, others, meter = [], [], policy.CpuMeter()  # after each model's sections: load average, others' cores
     for name in cfg["models"]:
         _model_sections(name, cfg, device, budget_s, rows, checks, notes, eco_rows, engine_rows, metric_rows)
         gc.collect()
         loads.append(os.getloadavg()[0])
+        others.append(meter.other_cores())
     _say(report.table(checks, ["section", "model", "compared", "max_normalized_diff", "min_pearson", "max_rel_diff"],
                       "\nAgreement of maps (ours vs the other tool, same inputs and classes)"))
     post_rows = post.run(cfg["post_images"], cfg["post_rounds"])
@@ -150,20 +151,21 @@ def run(cfg: dict, device: torch.device, out: Path, budget_s: float, gpus: int) 
               "gradcam_ratios": sections.gradcam_ratios(rows, checks, cfg)}
     for name, table_rows in tables.items():
         report.write_csv(out / f"{name}.csv", table_rows)
-    return {**tables, "notes": notes, "loads": loads}
+    return {**tables, "notes": notes, "loads": loads, "others": others}
 
 
 def run_sections(cfg: dict, device: torch.device, out: Path, budget_s: float, names, rounds=None) -> dict:
     """Only the named recorded sections (``sections.SECTIONS``), with the same settings and budget shares as
     in a full run (``rounds``: default the recording's); writes their CSVs under ``out``."""
-    tables, notes, loads = {}, [], []
+    tables, notes, loads, others, meter = {}, [], [], [], policy.CpuMeter()
     for name in names:
         tables.update(sections.SECTIONS[name].run(cfg, device, budget_s, rounds or cfg["recorded_rounds"], notes))
         gc.collect()
-        loads.append(os.getloadavg()[0])  # after each section: a load between start and end counts too
+        loads.append(os.getloadavg()[0])  # recorded; it counts the bench's own threads
+        others.append(meter.other_cores())  # the other processes' CPU use during the section: the verdict
     for name, table_rows in tables.items():
         report.write_csv(out / f"{name}.csv", table_rows)
-    return {**tables, "notes": notes, "loads": loads}
+    return {**tables, "notes": notes, "loads": loads, "others": others}
 
 
 def _load_check(args, limit: float) -> int | None:
@@ -230,16 +232,22 @@ def main(argv: list[str] | None = None) -> int:
     else:
         result = run_sections(cfg, device, out, budget, [n for n in sections.SECTIONS if n in chosen])
     wall, load1 = time.perf_counter() - start, os.getloadavg()
+    others = [c for c in result["others"] if c is not None]
+    other_max = round(max(others), 3) if others else None
     meta = {"date": date, "wall_s": wall, "quick": args.quick, "verify": args.verify, "sections": sorted(chosen),
             "device": provenance.device_description(str(device)), "cpu_model": policy.cpu_model(),
             "threads": torch.get_num_threads(), "cpus": os.cpu_count(), "load_avg_start": load0,
             "load_avg_end": load1, "load_avg_between": result["loads"], "max_load": args.max_load,
-            "load_state": policy.load_state(max([load0[0], *result["loads"]]), load1[0], args.max_load),
+            "other_cores_between": [None if c is None else round(c, 3) for c in result["others"]],
+            "other_cores_max": other_max, "max_other_cores": policy.other_cpu_limit(),
+            "load_state": policy.load_state(load0[0], args.max_load, other_max),
             "rounds": list(policy.VERIFY_ROUNDS if args.verify else cfg["recorded_rounds"]), "budget_s": budget,
             "settings": cfg, "notes": result["notes"], "versions": provenance.versions(), "git": git}
     atomic_write_bytes(out / "run.json", json.dumps(meta, indent=2, default=str).encode())
-    _say(f"\nwall time {wall:.0f} s; load average {load0[0]:.2f} at the start, {load1[0]:.2f} at the end "
-         f"({meta['load_state']}, limit {args.max_load:.2f}); CSVs in {out}/")
+    other_text = "not readable" if other_max is None else f"{other_max:.2f} cores at most"
+    _say(f"\nwall time {wall:.0f} s; load average {load0[0]:.2f} at the start (limit {args.max_load:.2f}), "
+         f"{load1[0]:.2f} at the end with this run's own threads; other processes' CPU use during a section: "
+         f"{other_text} (limit {policy.other_cpu_limit():.2f}): {meta['load_state']}; CSVs in {out}/")
     if args.verify:
         return verify.report_and_status(out, names, args.tolerance, meta["load_state"])
     return 0

@@ -3,8 +3,8 @@
 Every speed-up is shown as ``median [min–max]`` over the rounds of the recorded run
 (``policy.ratio_stats``) with the number of rounds; a recording that kept no range (made before
 ranges were recorded) says so instead of showing one. Under each table, the run's facts: date,
-commit, CPU, cores, threads, torch, and the one-minute load average at the start and end with the
-verdict quiet or loaded (``policy.load_state``, limit ``policy.LOAD_PER_CORE`` per core).
+commit, CPU, cores, threads, torch, the one-minute load average at the start, the other processes'
+CPU use during the sections, and the verdict quiet or loaded (``policy.load_state``).
 """
 
 from __future__ import annotations
@@ -47,11 +47,15 @@ def ratio(row: dict, name: str, lo: str | None = None, hi: str | None = None) ->
 
 
 def load_of(facts: dict) -> tuple[float, float, float, str]:
-    """Load average at the start and end, the limit of a quiet run, and ``quiet`` or ``loaded``."""
+    """Load average at the start and end, the limit of a quiet run's start, and ``quiet`` or ``loaded``."""
     start = (facts.get("load_avg_start") or [math.nan])[0]
     end = (facts.get("load_avg_end") or [math.nan])[0]
     limit = facts.get("max_load") or policy.load_limit(facts.get("cpus") or 1)
-    return start, end, limit, facts.get("load_state") or policy.load_state(start, end, limit)
+    if facts.get("load_state"):
+        return start, end, limit, facts["load_state"]
+    if facts.get("other_cores_max") is None:  # a recording without the others' CPU use: the end's load decides too
+        return start, end, limit, policy.load_state(max(start, end), limit)
+    return start, end, limit, policy.load_state(start, limit, facts["other_cores_max"])
 
 
 def provenance(facts: dict, rounds: list[int] | None = None) -> str:
@@ -60,8 +64,13 @@ def provenance(facts: dict, rounds: list[int] | None = None) -> str:
     commit = (facts.get("commit") or "?")[:7] + (" plus uncommitted changes" if facts.get("dirty") else "")
     text = (f"Recorded {facts.get('date')} at commit {commit}: {facts.get('cpu_model')}, {facts.get('cpus')} cores, "
             f"{facts.get('threads')} threads, torch {facts.get('torch')}; one-minute load average {start:.2f} at the "
-            f"start and {end:.2f} at the end: **{state}** (a quiet run stays at or below {limit:.2f}, "
-            f"{policy.LOAD_PER_CORE:g} per core).")
+            f"start (at most {limit:.2f}, {policy.LOAD_PER_CORE:g} per core, for a quiet run)")
+    if facts.get("other_cores_max") is not None:
+        text += (f", other processes' CPU use {float(facts['other_cores_max']):.2f} cores at most during a section "
+                 f"(at most {float(facts.get('max_other_cores') or policy.other_cpu_limit(facts.get('cpus'))):.2f})")
+    else:
+        text += f", {end:.2f} at the end"
+    text += f": **{state}**."
     if rounds and min(rounds) < policy.MIN_ROUNDS:
         text += (f" {min(rounds)} rounds per comparison, fewer than the {policy.MIN_ROUNDS} a recording now runs.")
     if state == "loaded":

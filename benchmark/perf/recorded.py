@@ -33,7 +33,8 @@ REPO = Path(__file__).resolve().parents[2]
 RECORDED = REPO / "results" / "recorded" / "bench"
 DOCS = ("README.md", "docs/occlusion.md", "docs/ecosystem.md", "docs/tables.md", "docs/performance.md")
 FACTS = ("date", "device", "cpu_model", "cpus", "threads", "load_avg_start", "load_avg_end", "load_avg_between",
-         "max_load", "load_state", "rounds", "wall_s", "budget_s")
+         "max_load", "other_cores_between", "other_cores_max", "max_other_cores", "load_state", "rounds",
+         "wall_s", "budget_s")
 BLOCK = re.compile(r"(<!-- bench:([\w-]+) -->\n)(.*?)(<!-- /bench -->)", re.S)
 
 
@@ -53,8 +54,13 @@ def _policy_check(meta: dict, path: Path, allow_loaded: bool) -> None:
     if meta.get("load_state") != "quiet" and not allow_loaded:
         raise RefusedRecording(
             f"{path}: field 'load_state' is {meta.get('load_state')!r} (load average {meta['load_avg_start'][0]:.2f} "
-            f"at the start, {meta['load_avg_end'][0]:.2f} at the end, limit {meta.get('max_load')}); expected 'quiet': "
-            "rerun on a quiet machine, or pass --allow-loaded to record it marked loaded")
+            f"at the start, limit {meta.get('max_load')}; {meta['load_avg_end'][0]:.2f} at the end; other processes "
+            f"used {_cores(meta.get('other_cores_max'))} during a section, limit {_cores(meta.get('max_other_cores'))}); "
+            "expected 'quiet': rerun on a quiet machine, or pass --allow-loaded to record it marked loaded")
+
+
+def _cores(value) -> str:
+    return "? cores" if value is None else f"{float(value):.2f} cores"
 
 
 def record(run_dir: Path, dest: Path = RECORDED, allow_loaded: bool = False) -> list[Path]:
