@@ -58,6 +58,15 @@ def load_of(facts: dict) -> tuple[float, float, float, str]:
     return start, end, limit, policy.load_state(start, limit, facts["other_cores_max"])
 
 
+def load_words(facts: dict) -> str:
+    """``load average S at the start, other processes C cores: quiet`` (``S to E`` where no other processes'
+    CPU use is recorded)."""
+    start, end, _, state = load_of(facts)
+    if facts.get("other_cores_max") is not None:
+        return f"load average {start:.2f} at the start, other processes {float(facts['other_cores_max']):.2f} cores: {state}"
+    return f"load average {start:.2f} to {end:.2f}: {state}"
+
+
 def provenance(facts: dict, rounds: list[int] | None = None) -> str:
     """One paragraph: where and when the run was recorded, its load, and what a loaded run means."""
     start, end, limit, state = load_of(facts)
@@ -130,12 +139,10 @@ def table2(dest: Path) -> str:
     out += [f"| {e['engine']} | {e['speedup']:.2f}×{e['range']} | {e['time_1_gpu']} | {e['time_n_gpus']} |"
             for e in _table2_rows(rows)]
     stride = min(int(r["stride"]) for r in rows if r["model"] == "vgg16")
-    start, end, _, state = load_of(facts)
     ranged = all(r.get("incremental_vs_plain_min") not in (None, "") for r in rows)
     how = "median [min–max] over rounds" if ranged else "fastest calls, no range recorded"
     out += ["", f"Speed-ups: VGG-16, patch 35, stride {stride} (the smallest timed), {how}, "
-            f"recorded {facts.get('date')} (commit {(facts.get('commit') or '?')[:7]}, load average {start:.2f} to "
-            f"{end:.2f}: {state}); 2 510 images, {estimates.GPU_TFLOPS:g} effective TFLOP/s per GPU; "
+            f"recorded {facts.get('date')} (commit {(facts.get('commit') or '?')[:7]}, {load_words(facts)}); 2 510 images, {estimates.GPU_TFLOPS:g} effective TFLOP/s per GPU; "
             "`benchmark/perf/estimates.py:table2_occlusion`."]
     return "\n".join(out)
 
@@ -145,10 +152,9 @@ def table2_summary(dest: Path) -> str:
     rows, facts = read(dest, "occlusion_engines", ENGINE_FIELDS)
     est = {e["engine"]: e for e in _table2_rows(rows)}
     inc, flop, plain = est["incremental, measured"], est["incremental, FLOP bound"], est["plain"]
-    start, end, _, state = load_of(facts)
     return (f"- **Expected runtime on one GPU**: about {inc['time_1_gpu']} with the incremental occlusion engine "
-            f"(its {inc['speedup']:.2f}× speed-up over plain forwards{inc['range']} measured on a CPU at load average "
-            f"{start:.2f} to {end:.2f}, {state}; {flop['time_1_gpu']} at its FLOP-count ratio, {flop['speedup']:.2f}×; "
+            f"(its {inc['speedup']:.2f}× speed-up over plain forwards{inc['range']} measured on a CPU at "
+            f"{load_words(facts).replace(': ', ', ')}; {flop['time_1_gpu']} at its FLOP-count ratio, {flop['speedup']:.2f}×; "
             f"{plain['time_1_gpu']} with `engine=plain`), almost all of it occlusion; {inc['time_n_gpus']} "
             f"({flop['time_n_gpus']}; {plain['time_n_gpus']}) on {GPUS} GPUs (`LAUNCHER=slurm`, "
             f"`dataset.num_shards={GPUS}`). From the recorded bench run: docs/occlusion.md.")
