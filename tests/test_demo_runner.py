@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
@@ -71,7 +72,7 @@ def test_demo_runs_unfinished_jobs_in_process_then_skips_them(tiny_synthetic, tm
     monkeypatch.setattr(demo, "EXPERIMENTS", ("demo_layers", "demo_grabcut"))
     results = tmp_path / "results"
     overrides = [f"paths.results={results}", "dataset.limit=4", "progress=false"]
-    assert demo.main(overrides) == 0
+    assert demo.main(["--workers", "1", *overrides]) == 0
     out = capsys.readouterr().out
     assert "demo_layers: 5 of 5 job(s) to run" in out and "demo_grabcut: 1 of 1 job(s) to run" in out
     assert "demo_layers [5/5] toy_vgg/grad_cam@features.16/synthetic_val/localization: finished" in out
@@ -88,7 +89,7 @@ def test_demo_runs_unfinished_jobs_in_process_then_skips_them(tiny_synthetic, tm
     said = cli.stdout + cli.stderr  # the fast path (benchmark.fastpath) or the Hydra job says it
     assert cli.returncode == 0 and ("already finished" in said or "finished with the same configuration" in said), said[-2000:]
     # a second demo runs nothing
-    assert demo.main(overrides) == 0
+    assert demo.main(["--workers=1", *overrides]) == 0
     out = capsys.readouterr().out
     assert out.count("every job finished with this configuration") == 2 and "[1/" not in out
     assert [s for s in json.loads((results / "demo_times.json").read_text())["steps"] if "jobs" in s] == []
@@ -102,6 +103,58 @@ def test_a_failing_job_stops_the_demo_and_leaves_no_run_folder(tiny_synthetic, t
     err = capsys.readouterr().err
     assert "demo_layers: job toy_vgg/grad_cam@features.99/synthetic_val/localization failed" in err
     assert "method.layer" in err and not list(results.glob("runs/**/summary.json"))
+
+
+def _records(results: Path) -> dict:
+    """Every run's records, by run folder relative to ``results``."""
+    from benchmark.runs.store import RunStore
+
+    return {str(p.parent.relative_to(results)): RunStore(p.parent).load()[0]
+            for p in (results / "runs").glob("**/summary.json")}
+
+
+def test_jobs_in_worker_processes_write_the_records_of_one_process(tiny_synthetic, tmp_path, monkeypatch, capsys):
+    """``--workers 2``: two spawned workers with one thread each; the same run folders, records equal to those of
+    the jobs run one after another in this process (discrete columns identical, floats within 1e-6)."""
+    monkeypatch.setattr(demo, "EXPERIMENTS", ("demo_layers", "demo_grabcut", "demo_ablations_minmax"))
+    common = ["dataset.limit=4", "progress=false"]
+    one, two = tmp_path / "one", tmp_path / "two"
+    assert demo.main(["--workers", "1", f"paths.results={one}", *common]) == 0
+    assert demo.main(["--workers", "2", f"paths.results={two}", *common]) == 0
+    out = capsys.readouterr().out
+    assert "running 12 job(s) in 2 worker processes" in out and "[12/12] " in out
+    serial, parallel = _records(one), _records(two)
+    assert sorted(parallel) == sorted(serial) and len(serial) == 12
+    for run, frame in serial.items():
+        other = parallel[run]
+        assert list(other.columns) == list(frame.columns) and len(other) == len(frame) == 4
+        for column in frame.columns:
+            if frame[column].dtype.kind == "f":
+                assert np.allclose(other[column], frame[column], rtol=0, atol=1e-6, equal_nan=True), (run, column)
+            else:
+                assert other[column].tolist() == frame[column].tolist(), (run, column)
+    steps = json.loads((two / "demo_times.json").read_text())["steps"]
+    assert {s["step"]: (s["jobs"], s["ran"]) for s in steps if s.get("worker_s")} == {
+        "demo_layers": (5, 5), "demo_grabcut": (1, 1), "demo_ablations_minmax": (6, 6)}
+    assert any(s["step"].startswith("experiments (2 worker processes, ") for s in steps)
+
+
+def test_a_failing_job_in_a_worker_stops_the_demo(tiny_synthetic, tmp_path, capsys):
+    results = tmp_path / "results"
+    overrides = [f"paths.results={results}", "dataset.limit=4", "progress=false", "method.layer=features.99"]
+    planned = demo.plan(["demo_layers"], overrides)
+    assert demo.run_plan(planned, overrides, workers=2) == 1
+    err = capsys.readouterr().err
+    assert "demo_layers: job toy_vgg/grad_cam@features.99/synthetic_val/localization failed" in err
+    assert "method.layer" in err and not list(results.glob("runs/**/summary.json"))
+
+
+def test_demo_arguments():
+    assert demo.split_args(["--full", "--workers", "3", "a=1"]) == (True, 3, ["a=1"])
+    assert demo.split_args(["--workers=1", "b=2"]) == (False, 1, ["b=2"])
+    for bad in (["--workers", "0"], ["--workers"], ["--workers=x"]):
+        with pytest.raises(SystemExit, match="expected a positive integer"):
+            demo.split_args(bad)
 
 
 def _times(tmp_path, **change):

@@ -63,7 +63,8 @@ def test_verify_exit_status_follows_the_recorded_range(tmp_path, monkeypatch, ca
     monkeypatch.setattr(verify, "RECORDED", tmp_path / "recorded")
     _recording(tmp_path / "recorded", 2.0, 1.8, 2.5)  # widened by 0.25: [1.44, 3.125]
     out = tmp_path / "verify"
-    assert bench.main(["--verify", "--sections", "fake", "--out", str(out), "--max-load", "1000"]) == status
+    assert bench.main(["--verify", "--sections", "fake", "--out", str(out), "--max-load", "1000",
+                       "--max-other-cores", "1000"]) == status
     rows = list(csv.DictReader((out / "verify.csv").open()))
     assert [r["inside"] for r in rows] == [str(status == 0)]
     meta = json.loads((out / "run.json").read_text())

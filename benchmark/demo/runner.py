@@ -65,7 +65,7 @@ def run_job(config: dict, argv: list[str]) -> dict:
     return summary
 
 
-def _outcome(summary: dict) -> str:
+def outcome(summary: dict) -> str:
     """The end of a job's line (its metrics are logged by ``evaluate``)."""
     if summary.get("status") == "not_applicable":
         return "not applicable"
@@ -85,7 +85,7 @@ def run_jobs(experiment: str, jobs: list[Job], argv: list[str]) -> int:
         except Exception as err:  # noqa: BLE001  (logged with its traceback by run_job)
             print(f"{experiment}: job {label} failed: {type(err).__name__}: {err}", file=sys.stderr, flush=True)
             return 1
-        print(f"{experiment} [{i}/{len(todo)}] {label}: {_outcome(summary)} in {time.perf_counter() - start:.1f} s",
+        print(f"{experiment} [{i}/{len(todo)}] {label}: {outcome(summary)} in {time.perf_counter() - start:.1f} s",
               flush=True)
     return 0
 

@@ -5,8 +5,9 @@
     python -m benchmark.demo.times                                    # check: exit 1 if the block differs
 
 ``python -m benchmark.demo`` writes ``<results>/demo_times.json``: each step's wall and CPU seconds
-(the experiments with how many of their jobs ran), the load average at the start and the end, the
-CPU count, date and commit. ``--record`` accepts only a ``--full`` demo (``make demo``) in which every
+(the experiments with how many of their jobs ran; where the jobs ran in worker processes, an
+experiment's times are its jobs' sums, marked ``worker_s``, and one more step is their span), the
+load average at the start and the end, the CPU count, date and commit. ``--record`` accepts only a ``--full`` demo (``make demo``) in which every
 job of every experiment ran and nothing failed, and copies it to ``results/recorded/demo_times.json``;
 the ``<!-- demo-times -->`` block of docs/demo.md is rendered from that file only.
 """
@@ -93,14 +94,18 @@ def render_block(recorded: Path = RECORDED) -> str:
                 "`python -m benchmark.demo.times --record results/demo_times.json`, then `--write`.\n")
     data = json.loads(recorded.read_text())
     lines = ["| step | wall time | CPU time |", "|---|---|---|"]
+    in_workers = any(s.get("worker_s") for s in data["steps"])
     for s in data["steps"]:
         name = f"`{s['step']}` ({s['jobs']} jobs)" if "jobs" in s else s["step"]
-        lines.append(f"| {name} | {_duration(s['wall_s'])} | {_duration(s['cpu_s'])} |")
+        mark = " *" if s.get("worker_s") else ""
+        lines.append(f"| {name} | {_duration(s['wall_s'])}{mark} | {_duration(s['cpu_s'])} |")
     commit = ((data.get("git") or {}).get("commit") or "unknown")[:7]
+    note = ("\n\n\\* The jobs ran side by side in worker processes: an experiment's times are the sums of its "
+            "jobs' times in their workers, and the `experiments` row is the span of them all." if in_workers else "")
     return (f"Recorded by `make demo` ({data['date'][:10]}, commit {commit}, fresh results folder, "
             f"{data['cpus']} CPU cores; load average {data['load_avg_start']} at the start, "
             f"{data['load_avg_end']} at the end), from `results/recorded/demo_times.json`:\n\n"
-            + "\n".join(lines) + f"\n\n{_duration(data['wall_s'])} in all.\n")
+            + "\n".join(lines) + note + f"\n\n{_duration(data['wall_s'])} in all.\n")
 
 
 def render(text: str, recorded: Path = RECORDED) -> str:

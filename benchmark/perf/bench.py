@@ -196,6 +196,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-load", type=float, default=policy.load_limit(),
                         help="highest one-minute load average of a quiet run (default %(default).2f: "
                         f"{policy.LOAD_PER_CORE:g} per core); run.json says quiet or loaded")
+    parser.add_argument("--max-other-cores", type=float, default=policy.other_cpu_limit(),
+                        help="most cores the machine's other processes may use on average during a section of a "
+                        f"quiet run (default %(default).2f: {policy.OTHER_CPU_PER_CORE:g} per core)")
     parser.add_argument("--quiet-only", action="store_true", help="refuse to start (exit 3) above --max-load")
     parser.add_argument("--verify", action="store_true", help="rerun the recorded sections at a small budget and "
                         "fail (exit 1) where a ratio leaves its recorded range widened by --tolerance")
@@ -239,15 +242,15 @@ def main(argv: list[str] | None = None) -> int:
             "threads": torch.get_num_threads(), "cpus": os.cpu_count(), "load_avg_start": load0,
             "load_avg_end": load1, "load_avg_between": result["loads"], "max_load": args.max_load,
             "other_cores_between": [None if c is None else round(c, 3) for c in result["others"]],
-            "other_cores_max": other_max, "max_other_cores": policy.other_cpu_limit(),
-            "load_state": policy.load_state(load0[0], args.max_load, other_max),
+            "other_cores_max": other_max, "max_other_cores": args.max_other_cores,
+            "load_state": policy.load_state(load0[0], args.max_load, other_max, args.max_other_cores),
             "rounds": list(policy.VERIFY_ROUNDS if args.verify else cfg["recorded_rounds"]), "budget_s": budget,
             "settings": cfg, "notes": result["notes"], "versions": provenance.versions(), "git": git}
     atomic_write_bytes(out / "run.json", json.dumps(meta, indent=2, default=str).encode())
     other_text = "not readable" if other_max is None else f"{other_max:.2f} cores at most"
     _say(f"\nwall time {wall:.0f} s; load average {load0[0]:.2f} at the start (limit {args.max_load:.2f}), "
          f"{load1[0]:.2f} at the end with this run's own threads; other processes' CPU use during a section: "
-         f"{other_text} (limit {policy.other_cpu_limit():.2f}): {meta['load_state']}; CSVs in {out}/")
+         f"{other_text} (limit {args.max_other_cores:.2f}): {meta['load_state']}; CSVs in {out}/")
     if args.verify:
         return verify.report_and_status(out, names, args.tolerance, meta["load_state"])
     return 0
