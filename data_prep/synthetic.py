@@ -34,7 +34,7 @@ from pathlib import Path
 from benchmark.data.manifest import ManifestError
 from benchmark.io import atomic_write_bytes
 from data_prep import checksums, ilsvrc
-from data_prep._fs import replace_dir, temp_dir
+from data_prep._fs import building, replace_dir, temp_dir
 from data_prep._shapes import CLASSES
 from data_prep._synth_write import write_ilsvrc_split, write_voc_multi
 
@@ -81,8 +81,13 @@ def _mark_done(out: Path, params: dict) -> None:
 
 
 def generate(out: Path, seed: int = 0, n_train: int = 2000, n_val: int = 500, force: bool = False) -> Path:
-    """Write the single-label ILSVRC-format dataset and its manifests; returns ``out``."""
-    out = Path(out)
+    """Write the single-label ILSVRC-format dataset and its manifests; returns ``out``. One process at a
+    time (``_fs.building``): another that finds it building waits, then finds it up to date."""
+    with building(Path(out)):
+        return _generate(Path(out), seed, n_train, n_val, force)
+
+
+def _generate(out: Path, seed: int, n_train: int, n_val: int, force: bool) -> Path:
     params = {"mode": "ilsvrc", "version": VERSION, "seed": seed, "n_train": n_train, "n_val": n_val}
     if not force and _is_done(out, params):
         print(f"{out}: up to date (DONE.json matches {params}); use --force to rebuild")
@@ -110,8 +115,12 @@ def generate(out: Path, seed: int = 0, n_train: int = 2000, n_val: int = 500, fo
 
 def generate_multi(out: Path, seed: int = 0, n_train: int = 1000, n_val: int = 250, n_test: int = 500,
                    force: bool = False) -> Path:
-    """Write the multi-object VOC2007-layout dataset (pointing game); returns ``out``."""
-    out = Path(out)
+    """Write the multi-object VOC2007-layout dataset (pointing game); returns ``out`` (one process at a time)."""
+    with building(Path(out)):
+        return _generate_multi(Path(out), seed, n_train, n_val, n_test, force)
+
+
+def _generate_multi(out: Path, seed: int, n_train: int, n_val: int, n_test: int, force: bool) -> Path:
     params = {"mode": "voc_multi", "version": MULTI_VERSION, "seed": seed, "n_train": n_train, "n_val": n_val,
               "n_test": n_test}
     if not force and _is_done(out, params):

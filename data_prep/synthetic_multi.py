@@ -19,6 +19,7 @@ from pathlib import Path
 
 from benchmark.data.manifest import ManifestError
 from data_prep import checksums, synthetic, voc2007
+from data_prep._fs import building
 from data_prep.synthetic import generate_multi
 
 SPLITS = ("train", "val", "trainval", "test")
@@ -45,6 +46,11 @@ def prepare_all(root: Path, force: bool = False, **counts) -> dict[str, Path]:
     ``counts`` (``n_train``, ``n_val``, ``n_test``) go to ``generate_multi`` (its defaults otherwise).
     """
     root = Path(root)
+    with building(root):  # the scenes and the manifests: one process at a time
+        return _prepare_all(root, force, counts)
+
+
+def _prepare_all(root: Path, force: bool, counts: dict) -> dict[str, Path]:
     generate_multi(root, force=force, **counts)
     written, changed = {}, False
     for split in SPLITS:
@@ -74,8 +80,11 @@ def ensure_synthetic_multi(manifest_dir: Path | str) -> Path:
     root = parent.parent
     # scenes of an older generator version (DONE.json records it) are rebuilt: the shipped toy_gap_multi
     # weights mean something only on the current scenes
-    if not _current(root) or _stale(manifest_dir, root / "DONE.json"):
-        prepare_all(root)
+    if _current(root) and not _stale(manifest_dir, root / "DONE.json"):
+        return manifest_dir
+    with building(root):  # checked again by the one process that builds; the others wait, then find it done
+        if not _current(root) or _stale(manifest_dir, root / "DONE.json"):
+            prepare_all(root)
     return manifest_dir
 
 

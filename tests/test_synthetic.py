@@ -125,7 +125,8 @@ def test_rerun_is_a_noop_unless_forced(synth, capsys):
     assert (synth / "train" / "SYNTH_train_00000001.JPEG").stat().st_mtime_ns == stamp
     before = _files(synth)
     synthetic.generate(synth, seed=0, n_train=N_TRAIN, n_val=N_VAL, force=True)
-    assert _files(synth) == before and not [p for p in synth.parent.iterdir() if p.name.startswith(".")]
+    leftovers = [p for p in synth.parent.iterdir() if p.name.startswith(".") and p.name != ".synth.lock"]
+    assert _files(synth) == before and not leftovers  # the empty build-lock file stays (data_prep/_fs.py)
 
 
 def test_interrupted_run_leaves_nothing(tmp_path, monkeypatch):
@@ -137,7 +138,9 @@ def test_interrupted_run_leaves_nothing(tmp_path, monkeypatch):
     monkeypatch.setattr(synthetic, "write_ilsvrc_split", boom)
     with pytest.raises(KeyboardInterrupt):
         synthetic.generate(tmp_path / "out", n_train=2, n_val=1)
-    assert list(tmp_path.iterdir()) == []
+    # only the (empty) lock file that serialises builders of this folder remains
+    assert [p.name for p in tmp_path.iterdir()] == [".out.lock"]
+    assert (tmp_path / ".out.lock").stat().st_size == 0
 
 
 def test_refuses_to_replace_a_foreign_folder(tmp_path):
@@ -169,3 +172,45 @@ def test_multi_voc_layout(tmp_path, capsys):
             assert 1 <= o.box[0] < o.box[2] <= w and 1 <= o.box[1] < o.box[3] <= h
     again = synthetic.generate_multi(tmp_path / "again", n_train=6, n_val=3, n_test=4)
     assert _files(again) == _files(out)
+
+
+def test_processes_that_start_together_build_the_data_once(tmp_path):
+    """Two jobs on a fresh cache (the demo's workers, a Slurm array): one builds the multi-object scenes
+    and their manifests under the build lock, the other waits and finds them done; both read them whole."""
+    import subprocess
+    import sys
+
+    root = tmp_path / "synthetic_multi"
+    code = ("import sys\nfrom data_prep import synthetic_multi as m\nfrom benchmark.data.manifest import read_manifest\n"
+            "d = m.prepare_all(sys.argv[1], n_train=6, n_val=4, n_test=4)\n"
+            "print('rows', len(read_manifest(d['test']).table))\n")
+    procs = [subprocess.Popen([sys.executable, "-c", code, str(root)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              text=True) for _ in range(2)]
+    outs = [p.communicate(timeout=300) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], outs
+    said = "".join(o for o, _ in outs)
+    assert said.count("synthetic multi test: 4 images") == 1 and said.count("up to date (DONE.json matches") == 1
+    assert said.count("rows 4") == 2
+    assert not list(tmp_path.glob(".synthetic_multi.tmp-*"))
+
+
+def test_the_build_lock_is_reentrant_and_excludes_other_threads(tmp_path):
+    import threading
+    import time
+
+    from data_prep._fs import building
+
+    order = []
+
+    def other():
+        with building(tmp_path / "d"):
+            order.append("other")
+
+    with building(tmp_path / "d"):
+        with building(tmp_path / "d"):  # the holder may take it again (prepare_all -> generate_multi)
+            thread = threading.Thread(target=other)
+            thread.start()
+            time.sleep(0.2)
+            order.append("holder")
+    thread.join(5)
+    assert order == ["holder", "other"]

@@ -43,12 +43,18 @@ def _on_signal(signum, frame):
 
 
 def _init(threads: int) -> None:
-    """Worker start: torch's thread count, the demo's log format, interrupts by SIGTERM from the demo."""
+    """Worker start: torch's and OpenCV's thread counts, the demo's log format, interrupts by SIGTERM from the demo."""
     import torch
 
     from benchmark.demo.runner import configure_logging
 
     torch.set_num_threads(threads)
+    try:  # GrabCut and contour extraction: OpenCV's own pool would otherwise take every core in every worker
+        import cv2
+
+        cv2.setNumThreads(threads)
+    except ImportError:
+        pass
     configure_logging()
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the demo, which stops the workers
     signal.signal(signal.SIGTERM, _on_signal)
