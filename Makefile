@@ -16,6 +16,9 @@ VOC_VAL := $(if $(DATA_ROOT),dataset.root=$(DATA_ROOT)/voc2007_val,)
 VOC_TEST := $(if $(DATA_ROOT),dataset.root=$(DATA_ROOT)/voc2007_test,)
 COCO_VAL := $(if $(DATA_ROOT),dataset.root=$(DATA_ROOT)/coco2014_val,)
 export PYTHONUNBUFFERED := 1
+# Python's default, whatever the shell says: the targets import the same modules in many processes
+# (test workers and the processes tests start, demo workers), compiled once into __pycache__ (git-ignored)
+unexport PYTHONDONTWRITEBYTECODE
 
 .PHONY: help install demo golden demo-ecosystem test test-slow test-slurm bench bench-quick bench-record bench-verify gpu-check tables table1 table2 table3 pointing pointing-modified dashboard clean-results
 

@@ -10,6 +10,8 @@ and changes the environment only through ``monkeypatch``.
 import os
 
 os.environ["WANDB_MODE"] = "disabled"  # W&B stays off unless a test asks for offline mode
+# One thread per process, here and in the processes tests start: xdist already runs a worker per core.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import benchmark  # noqa: E402,F401
 import pytest  # noqa: E402
@@ -38,3 +40,16 @@ def tiny_synthetic(tmp_path_factory):
         os.environ.pop("BENCHMARK_CACHE", None)
     else:
         os.environ["BENCHMARK_CACHE"] = old
+
+
+@pytest.fixture(scope="session")
+def tiny_multi(tiny_synthetic):
+    """Tiny multi-object scenes and a one-epoch toy_gap_multi where the demo configs look for them
+    (``<cache>/data/synthetic_multi``, ``<cache>/models/toy_gap_multi.pt``): a test that reads them asks
+    for this fixture, else the first job to need them builds the full-size scenes (about 10 s)."""
+    from benchmark.training.multilabel import train_multilabel_toy
+    from data_prep.synthetic_multi import prepare_all
+
+    manifests = prepare_all(tiny_synthetic / "data" / "synthetic_multi", n_train=16, n_val=8, n_test=8)
+    train_multilabel_toy("toy_gap_multi", recipe={"epochs": 1}, manifests=manifests)
+    return manifests

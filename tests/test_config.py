@@ -7,6 +7,7 @@ from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
 import benchmark.run  # noqa: F401  (schemas and resolvers)
+from benchmark.demo import jobs
 from benchmark.methods import METHODS
 from benchmark.metrics.base import METRICS, build_metric
 from benchmark.models import MODELS
@@ -45,15 +46,26 @@ def _compose(overrides):
 
 
 @pytest.mark.parametrize("experiment", sorted(_names("experiment")))
-def test_every_experiment_composes_with_each_sweep_value(experiment):
-    cfg = _compose([f"experiment={experiment}"])
-    params = OmegaConf.to_container(cfg.hydra.sweeper.params) if cfg.hydra.sweeper.get("params") else {}
-    for key, values in params.items():
-        for value in str(values).split(","):
-            sub = _compose([f"experiment={experiment}", f"{key}={value.strip()}"])
-            plain = OmegaConf.masked_copy(sub, [k for k in sub if k != "hydra"])
-            resolved = OmegaConf.to_container(plain, resolve=True)
-            assert experiment.startswith(resolved["experiment_name"])  # layer sweeps share one name
+def test_every_job_of_every_experiment_resolves(experiment, tmp_path):
+    """Every job of the sweep (every combination of its values), each assembled from one Hydra composition of
+    the experiment as ``python -m benchmark.demo`` assembles them (``benchmark.demo.jobs``), then resolved.
+    That assembly equals Hydra's composition of each job: checked on sample experiments by
+    tests/test_demo_runner.py, and on every job of every experiment by ``make test-slow``
+    (test_every_experiments_job_configs_equal_hydras_composition)."""
+    overrides = [f"paths.results={tmp_path}"]
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        composed = jobs._compose_experiment(experiment, overrides)
+        params = OmegaConf.to_container(composed.hydra.sweeper.params) if composed.hydra.sweeper.get("params") else {}
+        sweep = jobs.sweep_jobs(experiment, overrides, composed)
+        seen = set()
+        for job in sweep:
+            config = jobs.assemble(composed, experiment, job)
+            if config is None:  # what cannot be assembled is composed by Hydra, as the demo does
+                config = OmegaConf.to_container(compose(config_name="config", overrides=job), resolve=True)
+            assert experiment.startswith(config["experiment_name"])  # layer sweeps share one name
+            seen |= set(job)
+    expected = {f"{key}={value.strip()}" for key, values in params.items() for value in str(values).split(",")}
+    assert sweep and expected <= seen  # each sweep value in some job
 
 
 def test_config_typo_is_an_error_naming_the_key():

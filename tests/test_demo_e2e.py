@@ -28,7 +28,7 @@ def _unfinished(experiment, overrides):
         return unfinished(experiment, overrides)
 
 
-def test_tiny_demo_end_to_end(tiny_synthetic, tmp_path):
+def test_tiny_demo_end_to_end(tiny_synthetic, tmp_path, capsys):
     results = tmp_path / "results"
     overrides = ["dataset.limit=6", "batch_size=4", f"paths.results={results}"]
     args = ["-m", "benchmark", "-m", "experiment=demo", *overrides]
@@ -54,7 +54,9 @@ def test_tiny_demo_end_to_end(tiny_synthetic, tmp_path):
     # a second run skips every finished job (the not-applicable ones too)
     second = _run(args, tiny_synthetic, REPO)
     assert (second.stdout + second.stderr).count("already finished") == 14
-    out = _run(["-m", "benchmark.report", "--results", str(results), "--experiment", "demo"], tiny_synthetic, REPO)
+    from benchmark.report.__main__ import main as report  # `python -m benchmark.report`, in this process
+
+    assert report(["--results", str(results), "--experiment", "demo"]) == 0
     table = pd.read_csv(results / "tables" / "demo_localization.csv")
     assert len(table) == 13 and "loc err top-1 (%)" in table.columns
-    assert (results / "tables" / "demo_localization.md").is_file() and "demo_localization" in out.stdout
+    assert (results / "tables" / "demo_localization.md").is_file() and "demo_localization" in capsys.readouterr().out

@@ -57,6 +57,9 @@ REPO = Path(__file__).resolve().parents[1]
 EXPERIMENTS = sorted(p.stem for p in (CONF_DIR / "experiment").glob("*.yaml"))
 TOY_ARCHS = ("toy_vgg", "toy_gap")
 DEBUG_INPUT = 64  # real models: 224 in the experiments
+# metrics that explain each image many times get a smaller input: the sanity check's 1 + 2 x layers
+# explanations per image (33 on VGG-16) on real models
+DEBUG_INPUT_PER_METRIC = {"sanity_model_randomization": 32}
 DEBUG_STRIDE = 56  # occlusion on real models: 1 in table2_occlusion
 LIMIT = 4  # images of the synthetic splits
 BATCH = 2
@@ -112,23 +115,16 @@ def debug_data(tmp_path_factory) -> DebugData:
     return DebugData(tmp_path_factory.mktemp("debug_data"))
 
 
-@pytest.fixture(scope="session")
-def tiny_multi(tiny_synthetic):
-    """Tiny multi-object scenes and a one-epoch toy_gap_multi where the demo configs look for them
-    (``<cache>/data/synthetic_multi``, ``<cache>/models/toy_gap_multi.pt``)."""
-    from benchmark.training.multilabel import train_multilabel_toy
-    from data_prep.synthetic_multi import prepare_all
-
-    manifests = prepare_all(tiny_synthetic / "data" / "synthetic_multi", n_train=16, n_val=8, n_test=8)
-    train_multilabel_toy("toy_gap_multi", recipe={"epochs": 1}, manifests=manifests)
-    return manifests
-
-
 def _checkpoint_env_var(model: str) -> str | None:
     """The environment variable the preset reads its checkpoint from (``${oc.env:NAME,default}``)."""
     raw = OmegaConf.to_container(OmegaConf.load(CONF_DIR / "model" / f"{model}.yaml"), resolve=False)
     found = re.search(r"oc\.env:(\w+)", str(raw.get("checkpoint") or ""))
     return found.group(1) if found else None
+
+
+def debug_input(metric: str) -> int:
+    """The input size of real models in debug mode."""
+    return DEBUG_INPUT_PER_METRIC.get(metric, DEBUG_INPUT)
 
 
 def debug_setup(job: list[str], results: Path, request, debug_data: DebugData, cli: bool = False):
@@ -156,7 +152,7 @@ def debug_setup(job: list[str], results: Path, request, debug_data: DebugData, c
                 env[variable] = str(path)
             else:
                 overrides.append(f"model.checkpoint={path}")
-        overrides.append(f"model.input_size={DEBUG_INPUT}")
+        overrides.append(f"model.input_size={debug_input(metric['name'])}")
         if metric["name"] == "occlusion_correlation":
             overrides.append(f"metric.options.stride={DEBUG_STRIDE}")
         if not ds.get("generate"):  # occlusion maps and anything else cached: a folder of this session
@@ -265,7 +261,7 @@ def check_run(experiment: str, summary: dict, config: dict) -> None:
         if key in protocol:
             assert protocol[key] == value, key
     if (model.get("arch") or model["name"]) not in TOY_ARCHS:
-        assert protocol["input_size"] == DEBUG_INPUT
+        assert protocol["input_size"] == debug_input(config["metric"]["name"])
     if method.get("layer"):
         assert summary["layer"] == method["layer"]
 
@@ -278,7 +274,17 @@ def _run_job(experiment, job, tmp_path, request, debug_data, monkeypatch, cli=Fa
     return summary
 
 
-@pytest.mark.parametrize("experiment", EXPERIMENTS)
+# First jobs left to `make test-slow` (where test_every_sweep_job_runs_in_debug_mode runs them too), with why:
+SLOW_FIRST_JOBS = {
+    # VGG-16's 33 explanations per image, each reading its 400 MB classifier twice: ~15 s of a 3-minute
+    # suite. The fast tests check the same metric against Quantus (test_sanity_randomization) and run
+    # it in demo_sanity.
+    "sanity_checks",
+}
+
+
+@pytest.mark.parametrize("experiment", [pytest.param(e, marks=pytest.mark.slow) if e in SLOW_FIRST_JOBS else e
+                                        for e in EXPERIMENTS])
 def test_first_sweep_job_runs_in_debug_mode(experiment, tmp_path, request, debug_data, monkeypatch):
     jobs = _jobs(experiment)
     params = OmegaConf.select(OmegaConf.load(CONF_DIR / "experiment" / f"{experiment}.yaml"), "hydra.sweeper.params")

@@ -79,10 +79,16 @@ def test_demo_tables_present_here_match_the_golden_ones():
 
 
 def _sample_jobs(results, cache, extra=()):
+    """The sample jobs as ``make demo`` runs them (``benchmark.demo``: its plan, its in-process runner)."""
+    from benchmark.demo import plan, run_plan
+
+    assert os.environ["BENCHMARK_CACHE"] == str(cache)
     for experiment, model, method, _ in golden.SAMPLE_JOBS:
-        _run(["-m", "benchmark", "-m", f"experiment={experiment}", f"model={model}", f"method={method}",
-              f"dataset.limit={golden.SAMPLE_IMAGES}", "batch_size=8", "progress=false", f"paths.results={results}",
-              *(extra if model == "toy_vgg" else ())], cache)
+        overrides = [f"model={model}", f"method={method}", f"dataset.limit={golden.SAMPLE_IMAGES}", "batch_size=8",
+                     "progress=false", f"paths.results={results}", *(extra if model == "toy_vgg" else ())]
+        jobs = plan([experiment], overrides)
+        assert len(jobs[experiment]) == 1
+        assert run_plan(jobs, overrides, workers=1) == 0
     return golden.sample_records(results)
 
 

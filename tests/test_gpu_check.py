@@ -53,7 +53,7 @@ def test_floats_within_their_stated_tolerance():
     assert not worse["ok"] and _column(worse, "map_max")["max_diff"] == pytest.approx(2e-2 / 1.02, rel=1e-3)
 
 
-def test_gpu_check_runs_on_cpu_and_writes_its_json(tiny_synthetic, tmp_path):
+def test_gpu_check_runs_on_cpu_and_writes_its_json(tiny_multi, tmp_path):
     threads = torch.get_num_threads()
     assert gpu_check.main(["--device", "cpu", "--quick", "--out", str(tmp_path)]) == 0
     doc = json.loads((tmp_path / "gpu_check.json").read_text())

@@ -80,6 +80,23 @@ def test_independent_variant_randomizes_one_layer_and_aggregation_reads_the_last
         np.mean([r["independent_ssim"][1] for r in rows]))
 
 
+def test_each_independent_step_differs_from_the_model_in_its_layer_only():
+    torch.manual_seed(0)
+    net = freeze(nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4), nn.ReLU(), nn.Conv2d(4, 4, 3), nn.BatchNorm2d(4)))
+    net[1].running_mean.fill_(0.5), net[4].running_var.fill_(2.0)  # buffers that reset_parameters also resets
+    original = copy.deepcopy(net.state_dict())
+    layers = _randomize.randomizable_layers(net)
+    assert layers == ["4", "3", "1", "0"]
+    for name, randomized in _randomize.independent(net, layers, 3):
+        state = randomized.state_dict()
+        changed = {key.split(".")[0] for key, value in state.items() if not torch.equal(value, original[key])}
+        assert changed == {name}
+        fresh = copy.deepcopy(net)  # the one layer, randomized on its own copy of the model
+        _randomize.reset_layer(fresh, name, 3)
+        assert all(torch.equal(state[key], value) for key, value in fresh.state_dict().items())
+    assert all(torch.equal(original[key], value) for key, value in net.state_dict().items())
+
+
 class HoldsAModel(SaliencyMethod):
     name = "holds_a_model"
 

@@ -78,10 +78,12 @@ def cascading(model: nn.Module, layers: list[str], seed: int) -> Iterator[tuple[
 
 
 def independent(model: nn.Module, layers: list[str], seed: int) -> Iterator[tuple[str, nn.Module]]:
-    """``(layer, copy)`` with only this layer randomized."""
+    """``(layer, copy)`` with only this layer randomized; one copy, whose layer is put back (its own
+    parameters and buffers, exact copies) before the next one is randomized."""
     randomized = copy.deepcopy(model)
-    original = copy.deepcopy(model.state_dict())
     for name in layers:
-        randomized.load_state_dict(original)
+        layer = randomized.get_submodule(name)
+        saved = {key: value.detach().clone() for key, value in layer.state_dict().items()}
         reset_layer(randomized, name, seed)
         yield name, randomized
+        layer.load_state_dict(saved)
