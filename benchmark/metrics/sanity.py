@@ -19,9 +19,6 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-from scipy.stats import pearsonr
-from skimage.feature import hog
-from skimage.metrics import structural_similarity
 
 from benchmark.metrics import _randomize
 from benchmark.metrics.base import METRICS, Metric
@@ -43,11 +40,16 @@ def _pearson(a: np.ndarray, b: np.ndarray) -> float:
     """Pearson's r; NaN when either side is constant or not finite."""
     if a.std() == 0 or b.std() == 0 or not (np.isfinite(a).all() and np.isfinite(b).all()):
         return float("nan")
+    from scipy.stats import pearsonr  # on use (scipy.stats and skimage: a third of a second to import)
+
     return float(pearsonr(a, b)[0])
 
 
 def similarities(original: np.ndarray, randomized: np.ndarray) -> dict[str, float]:
     """The four measures between two maps ``[S, S]``."""
+    from skimage.feature import hog
+    from skimage.metrics import structural_similarity
+
     u, v = _unit(original), _unit(randomized)
     return {"spearman": spearman(original, randomized), "spearman_abs": spearman(np.abs(original), np.abs(randomized)),
             "ssim": float(structural_similarity(u, v, data_range=1.0)),

@@ -34,7 +34,6 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-import torchvision.models as tvm
 from torch import nn
 
 from benchmark.models.base import MODELS, ModelInfo, load_checkpoint, load_state
@@ -52,6 +51,8 @@ _CAFFE_BN = re.compile(r"(^|\.)(bn\d|downsample\.1)\.[01]\.")
 
 def caffe_vgg16(num_classes: int) -> nn.Module:
     """torchvision VGG-16 with Caffe's round-up max pooling."""
+    import torchvision.models as tvm
+
     model = tvm.vgg16(weights=None, num_classes=num_classes)
     for module in model.modules():
         if isinstance(module, nn.MaxPool2d):
@@ -61,6 +62,8 @@ def caffe_vgg16(num_classes: int) -> nn.Module:
 
 def caffe_resnet50(num_classes: int) -> nn.Module:
     """torchvision ResNet-50 patched to the Caffe ResNet-50 definition (stem, stride placement)."""
+    import torchvision.models as tvm
+
     model = tvm.resnet50(weights=None, num_classes=num_classes)
     model.conv1 = nn.Conv2d(3, 64, kernel_size=7, stride=2, padding=3, bias=True)
     model.maxpool = nn.MaxPool2d(kernel_size=3, stride=2, padding=0, ceil_mode=True)
@@ -93,6 +96,8 @@ def convert_state(state: dict, arch: str, where: str = "checkpoint") -> dict:
 
 
 def _class_names(num_classes: int) -> list[str]:
+    import torchvision.models as tvm
+
     if num_classes == len(VOC_CLASSES):
         return list(VOC_CLASSES)
     if num_classes == 80:  # COCO 2014, in category-id order (TorchRay's and the manifests' order)

@@ -15,7 +15,6 @@ from pathlib import Path
 from urllib.error import URLError
 
 import torch
-import torchvision.models as tvm
 
 from benchmark.models.imagenet import arch_categories, checkpoint_class_names
 from benchmark.models.base import IMAGENET_MEAN, IMAGENET_STD, MODELS, ModelInfo, load_checkpoint, load_state
@@ -26,6 +25,8 @@ class OfflineWeightsError(RuntimeError):
 
 
 def _weights(arch: str, weights: str | None):
+    import torchvision.models as tvm
+
     if weights is None:
         return None
     if "." in weights:
@@ -41,6 +42,8 @@ def build_torchvision(name: str, weights: str | None = None, checkpoint: str | N
                       num_classes: int | None = None, cam_head: str | None = None, multilabel: bool = False,
                       input_size: int = 224, **_) -> tuple:
     """Build ``torchvision.models.<arch>`` with the requested weights or checkpoint."""
+    import torchvision.models as tvm
+
     arch = arch or name
     known = tvm.list_models(module=tvm)
     if arch not in known:
