@@ -98,7 +98,8 @@ def run_parallel(jobs: dict[str, list[Job]], argv: list[str], workers: int, cloc
     threads = max(1, (os.cpu_count() or 1) // workers)
     per_experiment = {name: {"jobs": len(sweep), "ran": 0, "wall_s": 0.0, "cpu_s": 0.0}
                       for name, sweep in jobs.items() if any(not job.finished for job in sweep)}
-    print(f"running {len(todo)} job(s) in {workers} worker processes, {threads} thread(s) each", flush=True)
+    each = f"{threads} thread{'' if threads == 1 else 's'} each"
+    print(f"running {len(todo)} job(s) in {workers} worker processes, {each}", flush=True)
     start, code = time.perf_counter(), 0
     pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"), initializer=_init,
                                initargs=(threads,))
@@ -141,7 +142,7 @@ def run_parallel(jobs: dict[str, list[Job]], argv: list[str], workers: int, cloc
         for name, step in per_experiment.items():
             clock.steps.append({"step": name, **{k: round(v, 1) if isinstance(v, float) else v
                                                  for k, v in step.items()}, "worker_s": True})
-        clock.steps.append({"step": f"experiments ({workers} worker processes, {threads} thread(s) each)",
+        clock.steps.append({"step": f"experiments ({workers} worker processes, {each})",
                             "wall_s": round(time.perf_counter() - start, 1),
                             "cpu_s": round(sum(s["cpu_s"] for s in per_experiment.values()), 1)})
     return code

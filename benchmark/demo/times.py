@@ -96,7 +96,7 @@ def render_block(recorded: Path = RECORDED) -> str:
     lines = ["| step | wall time | CPU time |", "|---|---|---|"]
     in_workers = any(s.get("worker_s") for s in data["steps"])
     for s in data["steps"]:
-        name = f"`{s['step']}` ({s['jobs']} jobs)" if "jobs" in s else s["step"]
+        name = f"`{s['step']}` ({s['jobs']} job{'' if s['jobs'] == 1 else 's'})" if "jobs" in s else s["step"]
         mark = " *" if s.get("worker_s") else ""
         lines.append(f"| {name} | {_duration(s['wall_s'])}{mark} | {_duration(s['cpu_s'])} |")
     commit = ((data.get("git") or {}).get("commit") or "unknown")[:7]
