@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
 from benchmark.data.manifest import ManifestError
@@ -93,7 +94,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--root", required=True, type=Path, help="output folder (scenes and manifests/)")
     parser.add_argument("--force", action="store_true", help="regenerate the scenes and rewrite every manifest")
     args = parser.parse_args(argv)
-    for split, path in prepare_all(args.root, force=args.force).items():
+    try:
+        written = prepare_all(args.root, force=args.force)
+    except (FileExistsError, ManifestError, checksums.ChecksumError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    for split, path in written.items():
         print(f"synthetic_multi {split}: {path}")
     return 0
 

@@ -132,11 +132,10 @@ def run_parallel(jobs: dict[str, list[Job]], argv: list[str], workers: int, cloc
                 os.kill(process.pid, signal.SIGTERM)  # a running job stops as an interrupt stops it
             except (OSError, TypeError):
                 pass
-        pool.shutdown(wait=True, cancel_futures=True)
         print("interrupted; rerun the same command to resume (the scored rows are kept in record parts)",
               file=sys.stderr, flush=True)
         return 130
-    finally:
+    finally:  # after an interrupt too: waits for the stopped workers
         pool.shutdown(wait=True, cancel_futures=True)
     if clock is not None:
         for name, step in per_experiment.items():

@@ -1,7 +1,8 @@
 """The steps of ``make demo`` around the experiments, run in the demo's process and timed.
 
 Before: the embedded synthetic data (``python -m data_prep.synthetic``, a no-op when its recorded
-hashes match), the pointing game's multi-object scenes (``data_prep.synthetic_multi``, likewise) and the shipped toy weights' check (``python -m benchmark.training``). After: the demo
+hashes match), the pointing game's multi-object scenes (``python -m data_prep.synthetic_multi``,
+likewise) and the shipped toy weights' check (``python -m benchmark.training``). After: the demo
 tables (``python -m benchmark.report --experiment demo``), the real-photo figure
 (``python -m benchmark.report.real_photos``) and the comparison with the golden tables
 (``python -m benchmark.report.golden --check``). Each is the module's own ``main``, with the
@@ -10,7 +11,6 @@ demo's results and cache folders; a step that fails stops the demo with its exit
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import torch
@@ -33,30 +33,17 @@ def _call(main, argv: list[str]) -> int:
     return int(code or 0)
 
 
-def _multi(argv: list[str]) -> int:
-    """The multi-object scenes and their manifests, built where the pointing-game configs read them."""
-    from benchmark.data.manifest import ManifestError
-    from data_prep import checksums
-    from data_prep.synthetic_multi import ensure_synthetic_multi
-
-    try:
-        ensure_synthetic_multi(argv[0])
-    except (FileExistsError, ManifestError, checksums.ChecksumError) as err:
-        print(f"error: {err}", file=sys.stderr, flush=True)
-        return 2
-    return 0
-
-
 def prepare(clock: Clock | None, cache: Path) -> int:
     """The embedded data and the shipped-weight check; the first failing step's code, else 0."""
     from data_prep.synthetic import main as synthetic
+    from data_prep.synthetic_multi import main as synthetic_multi
 
     from benchmark.training.toy import main as weights
 
     with step(clock, "embedded data (generated or checked)"):
         code = _call(synthetic, ["--out", str(cache / "data" / "synthetic")])
         if not code:  # the pointing game's scenes too, before the workers start (each would wait for them)
-            code = _call(_multi, [str(cache / "data" / "synthetic_multi" / "manifests" / "test")])
+            code = _call(synthetic_multi, ["--root", str(cache / "data" / "synthetic_multi")])
     if code:
         return code
     with step(clock, "shipped-weight check"):
